@@ -1,0 +1,1 @@
+//! Decoding a job hash into a [`raybroker_core::Job`].

@@ -1,0 +1,116 @@
+//! Every Redis key the queue uses, in one place, with its type and meaning.
+//!
+//! All keys start with a configurable prefix, so several brokers (or tests)
+//! share one Redis without seeing each other's jobs.
+
+use raybroker_core::{JobId, JobState, TenantId};
+
+/// Builds key names under one prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `rb` gives `rb:job:<id>`).
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// HASH, one per job: `tenant`, `state`, `seq` (creation order), `prio`,
+    /// `fence` (bumped by every lease and reclaim), `attempt`, `cluster`,
+    /// `cancel` ("1" when asked), `exit`, `reason`, `created`, `updated` (ms),
+    /// `name`, `spec` (JSON), `attempts` (JSON array), `history` (JSON lines).
+    pub fn job(&self, id: &JobId) -> String {
+        format!("{}:job:{}", self.prefix, id)
+    }
+
+    /// The `job` key without the id, for scripts that build it from ARGV.
+    pub fn job_base(&self) -> String {
+        format!("{}:job:", self.prefix)
+    }
+
+    /// ZSET of a tenant's queued jobs; score orders by priority then age
+    /// (see [`ready_score`]).
+    pub fn ready(&self, tenant: &TenantId) -> String {
+        format!("{}:ready:{}", self.prefix, tenant)
+    }
+
+    /// SET of tenants that may have queued jobs (a hint: checked against `ready`).
+    pub fn ready_tenants(&self) -> String {
+        format!("{}:ready-tenants", self.prefix)
+    }
+
+    /// ZSET of leased (dispatching) jobs; score is the lease expiry in ms.
+    pub fn leases(&self) -> String {
+        format!("{}:leases", self.prefix)
+    }
+
+    /// HASH of a tenant's idempotency keys -> job id.
+    pub fn idempotency(&self, tenant: &TenantId) -> String {
+        format!("{}:idem:{}", self.prefix, tenant)
+    }
+
+    /// ZSET of all a tenant's jobs by creation sequence (listing).
+    pub fn tenant_jobs(&self, tenant: &TenantId) -> String {
+        format!("{}:jobs:{}", self.prefix, tenant)
+    }
+
+    /// ZSET of every job by creation sequence (admin listing).
+    pub fn all_jobs(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    /// ZSET of the jobs in one state by creation sequence (listing, loops).
+    pub fn in_state(&self, state: JobState) -> String {
+        format!("{}:state:{}", self.prefix, state.as_str())
+    }
+
+    /// The `in_state` key without the state name, for scripts.
+    pub fn in_state_base(&self) -> String {
+        format!("{}:state:", self.prefix)
+    }
+
+    /// SET of jobs on a cluster (or leased) whose cancel must still be carried out.
+    pub fn cancels(&self) -> String {
+        format!("{}:cancels", self.prefix)
+    }
+
+    /// STREAM of state changes: `job`, `tenant`, `from`, `to`, `attempt`, `reason`, `at`.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    /// STRING counter giving each job its creation sequence number.
+    pub fn seq(&self) -> String {
+        format!("{}:seq", self.prefix)
+    }
+}
+
+/// Priorities run from -1000 to 1000; the sequence number stays below 10^12,
+/// so `(1000 - prio) * 10^12 + seq` is an exact double (< 2^53) that orders by
+/// priority (high first) then age (old first).
+pub fn ready_score(priority: i32, seq: u64) -> f64 {
+    let band = (1000 - i64::from(priority.clamp(-1000, 1000))) as f64;
+    band * 1e12 + (seq % 1_000_000_000_000) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_order_by_priority_then_age() {
+        assert!(ready_score(10, 500) < ready_score(0, 1));
+        assert!(ready_score(0, 1) < ready_score(0, 2));
+        assert!(ready_score(-1000, 999_999_999_999) < 2f64.powi(53));
+        assert!(ready_score(1000, 999_999_999_999) < ready_score(999, 0));
+    }
+}
