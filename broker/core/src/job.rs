@@ -136,6 +136,10 @@ pub struct Attempt {
     pub submission_id: String,
     /// When the broker recorded it, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// When the cluster accepted it; absent while the submit is unconfirmed
+    /// (after a crash, the dispatcher re-sends the same submission id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at_ms: Option<u64>,
 }
 
 impl Attempt {

@@ -1,1 +1,129 @@
-//! Decoding a job hash into a [`raybroker_core::Job`].
+//! Decoding a job hash (see [`crate::keys::Keys::job`]) into a [`Job`].
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use raybroker_core::{Attempt, Job, JobId, JobSpec, JobState, TenantId, Transition};
+
+use crate::queue::QueueError;
+
+/// Builds a job from its hash fields; any missing or malformed field is
+/// reported as [`QueueError::Corrupt`] rather than guessed.
+pub(crate) fn job_from_fields(
+    id: &str,
+    fields: &HashMap<String, String>,
+) -> Result<Job, QueueError> {
+    let corrupt = |detail: String| QueueError::Corrupt {
+        id: id.to_string(),
+        detail,
+    };
+    let get = |name: &str| {
+        fields
+            .get(name)
+            .ok_or_else(|| corrupt(format!("field '{name}' is missing")))
+    };
+    let num = |name: &str| -> Result<u64, QueueError> {
+        get(name)?
+            .parse::<u64>()
+            .map_err(|e| corrupt(format!("field '{name}': {e}")))
+    };
+
+    let job_id = JobId::from_str(id).map_err(|e| corrupt(e.to_string()))?;
+    let tenant = TenantId::new(get("tenant")?).map_err(|e| corrupt(e.to_string()))?;
+    let state = JobState::from_str(get("state")?).map_err(|e| corrupt(e.to_string()))?;
+    let spec: JobSpec =
+        serde_json::from_str(get("spec")?).map_err(|e| corrupt(format!("field 'spec': {e}")))?;
+    let attempts: Vec<Attempt> = match fields.get("attempts").map(String::as_str) {
+        None | Some("") | Some("[]") | Some("{}") => Vec::new(),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| corrupt(format!("field 'attempts': {e}")))?
+        }
+    };
+    let history = match fields.get("history") {
+        None => Vec::new(),
+        Some(text) => text
+            .lines()
+            .map(|line| serde_json::from_str::<Transition>(line))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(format!("field 'history': {e}")))?,
+    };
+    let exit_code = match fields.get("exit") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i32>()
+                .map_err(|e| corrupt(format!("field 'exit': {e}")))?,
+        ),
+    };
+    let attempt = u32::try_from(num("attempt")?).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Job {
+        id: job_id,
+        tenant,
+        name: get("name")?.clone(),
+        state,
+        reason: fields.get("reason").cloned().unwrap_or_default(),
+        attempt,
+        cluster: fields.get("cluster").filter(|c| !c.is_empty()).cloned(),
+        cancel_requested: fields.get("cancel").map(String::as_str) == Some("1"),
+        exit_code,
+        created_at_ms: num("created")?,
+        updated_at_ms: num("updated")?,
+        spec,
+        attempts,
+        history,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> HashMap<String, String> {
+        [
+            ("tenant", "robotics"),
+            ("state", "queued"),
+            ("seq", "7"),
+            ("prio", "0"),
+            ("fence", "0"),
+            ("attempt", "0"),
+            ("cancel", "0"),
+            ("reason", "submitted"),
+            ("created", "1700000000000"),
+            ("updated", "1700000000000"),
+            ("name", "train"),
+            ("spec", r#"{"entrypoint":"python train.py"}"#),
+            ("attempts", "{}"),
+            (
+                "history",
+                r#"{"to":"queued","at_ms":1700000000000,"attempt":0,"reason":"submitted"}"#,
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    const ID: &str = "01JDQ3ZK8V6X9T2M4N5P7R8S9A";
+
+    #[test]
+    fn decodes_a_fresh_job() {
+        let job = job_from_fields(ID, &fields()).unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.history.len(), 1);
+        assert!(job.attempts.is_empty());
+        assert_eq!(job.spec.entrypoint, "python train.py");
+    }
+
+    #[test]
+    fn reports_corruption_instead_of_guessing() {
+        let mut f = fields();
+        f.insert("state".into(), "exploded".into());
+        assert!(matches!(
+            job_from_fields(ID, &f),
+            Err(QueueError::Corrupt { .. })
+        ));
+        let mut f = fields();
+        f.remove("spec");
+        let err = job_from_fields(ID, &f).unwrap_err().to_string();
+        assert!(err.contains("'spec' is missing"), "{err}");
+    }
+}

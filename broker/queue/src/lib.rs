@@ -17,3 +17,6 @@ pub use queue::{
     CancelEffect, CancelOutcome, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError,
     SubmitOutcome,
 };
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -1,10 +1,15 @@
 //! The typed queue API over the Lua scripts.
 
+use std::collections::HashMap;
+use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_redis::Pool;
-use raybroker_core::{Attempt, Job, JobEvent, JobId, JobSpec, JobState, TenantId};
+use raybroker_core::{Attempt, Job, JobEvent, JobId, JobSpec, JobState, TenantId, Transition};
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
 
+use crate::codec::job_from_fields;
 use crate::keys::Keys;
 use crate::scripts::Scripts;
 
@@ -169,9 +174,33 @@ impl JobQueue {
         &self.keys
     }
 
+    /// The configuration the queue runs with.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// ARGV 1-4 shared by every script: job key base, state key base, stream length, now.
+    fn common_args(&self, script: &mut redis::ScriptInvocation<'_>, now_ms: u64) {
+        script
+            .arg(self.keys.job_base())
+            .arg(self.keys.in_state_base())
+            .arg(self.config.event_stream_max_len)
+            .arg(now_ms);
+    }
+
+    fn ready_base(&self) -> String {
+        format!("{}:ready:", self.keys.prefix())
+    }
+
     /// Checks that Redis answers (readiness).
     pub async fn ping(&self) -> Result<(), QueueError> {
-        todo!()
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
     }
 
     /// Queues a validated job for `tenant`. With an idempotency key the tenant
@@ -182,36 +211,173 @@ impl JobQueue {
         spec: JobSpec,
         now_ms: u64,
     ) -> Result<SubmitOutcome, QueueError> {
-        let _ = (tenant, spec, now_ms);
-        todo!()
+        let mut outcomes = self.submit_many(tenant, vec![spec], now_ms).await?;
+        outcomes.pop().ok_or_else(|| QueueError::Corrupt {
+            id: String::new(),
+            detail: "submit script returned no result".into(),
+        })
     }
 
-    /// Queues many jobs of one tenant in one round trip (batches, benchmark).
+    /// Queues many jobs of one tenant in one atomic script call (batches,
+    /// benchmark). Outcomes are in the order of `specs`.
     pub async fn submit_many(
         &self,
         tenant: &TenantId,
         specs: Vec<JobSpec>,
         now_ms: u64,
     ) -> Result<Vec<SubmitOutcome>, QueueError> {
-        let _ = (tenant, specs, now_ms);
-        todo!()
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.submit.prepare_invoke();
+        invocation
+            .key(self.keys.idempotency(tenant))
+            .key(self.keys.seq())
+            .key(self.keys.all_jobs())
+            .key(self.keys.tenant_jobs(tenant))
+            .key(self.keys.ready(tenant))
+            .key(self.keys.ready_tenants())
+            .key(self.keys.events());
+        self.common_args(&mut invocation, now_ms);
+        invocation.arg(tenant.as_str());
+        let mut fresh = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let id = JobId::generate(now_ms);
+            let spec_json = serde_json::to_string(&spec).map_err(|e| QueueError::Corrupt {
+                id: id.to_string(),
+                detail: format!("spec does not serialise: {e}"),
+            })?;
+            invocation
+                .arg(id.as_str())
+                .arg(spec.idempotency_key.as_deref().unwrap_or(""))
+                .arg(spec.priority)
+                .arg(spec.display_name())
+                .arg(spec_json);
+            fresh.push((id, spec));
+        }
+        let mut conn = self.conn().await?;
+        let replies: Vec<(i64, String, u64)> = invocation.invoke_async(&mut conn).await?;
+        drop(conn);
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for ((created, id, _seq), (new_id, spec)) in replies.into_iter().zip(fresh) {
+            if created == 1 {
+                outcomes.push(SubmitOutcome::Created(queued_job(
+                    new_id,
+                    tenant.clone(),
+                    spec,
+                    now_ms,
+                )));
+            } else {
+                let existing = JobId::from_str(&id).map_err(|e| QueueError::Corrupt {
+                    id: id.clone(),
+                    detail: e.to_string(),
+                })?;
+                let job = self
+                    .get(&existing)
+                    .await?
+                    .ok_or(QueueError::NotFound(existing))?;
+                outcomes.push(SubmitOutcome::Existing(job));
+            }
+        }
+        Ok(outcomes)
     }
 
     /// The job, whoever owns it (callers check the tenant).
     pub async fn get(&self, id: &JobId) -> Result<Option<Job>, QueueError> {
-        let _ = id;
-        todo!()
+        let mut conn = self.conn().await?;
+        let fields: HashMap<String, String> = conn.hgetall(self.keys.job(id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        job_from_fields(id.as_str(), &fields).map(Some)
     }
 
     /// A page of jobs matching `filter`, newest first, after `cursor`.
+    ///
+    /// Walks the narrowest index (jobs in the state, else the tenant's jobs,
+    /// else all jobs) and filters the rest in the broker; a page stops after
+    /// scanning a bounded number of entries, so a sparse filter returns a short
+    /// page with a cursor rather than scanning everything at once.
     pub async fn list(
         &self,
         filter: &ListFilter,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, QueueError> {
-        let _ = (filter, cursor, limit);
-        todo!()
+        let limit = limit.clamp(1, 1000);
+        let source = match (&filter.state, &filter.tenant) {
+            (Some(state), _) => self.keys.in_state(*state),
+            (None, Some(tenant)) => self.keys.tenant_jobs(tenant),
+            (None, None) => self.keys.all_jobs(),
+        };
+        let mut max = match cursor {
+            Some(text) => {
+                let seq: u64 = text.parse().map_err(|_| QueueError::Conflict {
+                    id: JobId::generate(0),
+                    detail: format!("'{text}' is not a listing cursor"),
+                })?;
+                format!("({seq}")
+            }
+            None => "+inf".to_string(),
+        };
+        let batch = (limit * 2).max(64);
+        let mut budget = limit * 20 + 1000;
+        let mut jobs = Vec::new();
+        let mut conn = self.conn().await?;
+        loop {
+            let entries: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&source)
+                .arg(&max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch)
+                .query_async(&mut conn)
+                .await?;
+            if entries.is_empty() {
+                return Ok(Page {
+                    jobs,
+                    next_cursor: None,
+                });
+            }
+            let mut pipe = redis::pipe();
+            for (id, _) in &entries {
+                pipe.cmd("HGETALL")
+                    .arg(format!("{}{}", self.keys.job_base(), id));
+            }
+            let all: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            let exhausted = entries.len() < batch;
+            for ((id, seq), fields) in entries.into_iter().zip(all) {
+                budget = budget.saturating_sub(1);
+                max = format!("({}", seq as u64);
+                if fields.is_empty() {
+                    continue; // index entry of a job removed by retention
+                }
+                let job = job_from_fields(&id, &fields)?;
+                if filter.matches(&job) {
+                    jobs.push(job);
+                    if jobs.len() == limit {
+                        return Ok(Page {
+                            jobs,
+                            next_cursor: Some((seq as u64).to_string()),
+                        });
+                    }
+                }
+                if budget == 0 {
+                    return Ok(Page {
+                        jobs,
+                        next_cursor: Some((seq as u64).to_string()),
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(Page {
+                    jobs,
+                    next_cursor: None,
+                });
+            }
+        }
     }
 
     /// Cancels a queued job at once; marks a dispatching or running one for
@@ -222,19 +388,44 @@ impl JobQueue {
         reason: &str,
         now_ms: u64,
     ) -> Result<CancelOutcome, QueueError> {
-        let _ = (id, reason, now_ms);
-        todo!()
+        let mut invocation = self.scripts.cancel.prepare_invoke();
+        invocation.key(self.keys.cancels()).key(self.keys.events());
+        self.common_args(&mut invocation, now_ms);
+        invocation
+            .arg(self.ready_base())
+            .arg(id.as_str())
+            .arg(reason);
+        let mut conn = self.conn().await?;
+        let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        drop(conn);
+        let effect = match reply.first().map(String::as_str) {
+            Some("cancelled") => CancelEffect::Cancelled,
+            Some("requested") => CancelEffect::Requested,
+            Some("already_finished") => CancelEffect::AlreadyFinished,
+            Some("not_found") => return Err(QueueError::NotFound(id.clone())),
+            other => return Err(unexpected(id, other)),
+        };
+        let job = self
+            .get(id)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(id.clone()))?;
+        Ok(CancelOutcome { effect, job })
     }
 
     /// Tenants that have queued jobs.
     pub async fn ready_tenants(&self) -> Result<Vec<TenantId>, QueueError> {
-        todo!()
+        let mut conn = self.conn().await?;
+        let names: Vec<String> = conn.smembers(self.keys.ready_tenants()).await?;
+        let mut tenants: Vec<TenantId> =
+            names.iter().filter_map(|n| TenantId::new(n).ok()).collect();
+        tenants.sort();
+        Ok(tenants)
     }
 
     /// Number of queued jobs of a tenant.
     pub async fn queued_count(&self, tenant: &TenantId) -> Result<u64, QueueError> {
-        let _ = tenant;
-        todo!()
+        let mut conn = self.conn().await?;
+        Ok(conn.zcard(self.keys.ready(tenant)).await?)
     }
 
     /// Leases up to `max` of the tenant's queued jobs, best first, moving them
@@ -245,37 +436,120 @@ impl JobQueue {
         max: usize,
         now_ms: u64,
     ) -> Result<Vec<Lease>, QueueError> {
-        let _ = (tenant, max, now_ms);
-        todo!()
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let expires_at_ms = now_ms + self.config.lease_ttl.as_millis() as u64;
+        let mut invocation = self.scripts.lease.prepare_invoke();
+        invocation
+            .key(self.keys.ready(tenant))
+            .key(self.keys.leases())
+            .key(self.keys.ready_tenants())
+            .key(self.keys.events());
+        self.common_args(&mut invocation, now_ms);
+        invocation.arg(expires_at_ms).arg(max).arg(tenant.as_str());
+        let mut conn = self.conn().await?;
+        let replies: Vec<(String, u64, HashMap<String, String>)> =
+            invocation.invoke_async(&mut conn).await?;
+        replies
+            .into_iter()
+            .map(|(id, fence, fields)| {
+                Ok(Lease {
+                    job: job_from_fields(&id, &fields)?,
+                    fence,
+                    expires_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one `leased.lua` op over `leases`; returns each job's detail.
+    async fn leased_op(
+        &self,
+        leases: &[&Lease],
+        op: &str,
+        arg: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, QueueError> {
+        let mut invocation = self.scripts.leased.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.events())
+            .key(self.keys.cancels())
+            .key(self.keys.ready_tenants());
+        self.common_args(&mut invocation, now_ms);
+        invocation
+            .arg(self.ready_base())
+            .arg(op)
+            .arg(arg)
+            .arg(reason);
+        for lease in leases {
+            invocation.arg(lease.job.id.as_str()).arg(lease.fence);
+        }
+        let mut conn = self.conn().await?;
+        let replies: Vec<Vec<String>> = invocation.invoke_async(&mut conn).await?;
+        leases
+            .iter()
+            .zip(replies)
+            .map(|(lease, reply)| status_reply(&lease.job.id, reply))
+            .collect()
     }
 
     /// Extends a lease; fails with [`QueueError::StaleLease`] if it was lost.
     pub async fn renew(&self, lease: &mut Lease, now_ms: u64) -> Result<(), QueueError> {
-        let _ = (lease, now_ms);
-        todo!()
+        let expires = now_ms + self.config.lease_ttl.as_millis() as u64;
+        self.leased_op(&[lease], "renew", &expires.to_string(), "", now_ms)
+            .await?;
+        lease.expires_at_ms = expires;
+        Ok(())
     }
 
-    /// Gives a leased job back to the queue (e.g. no cluster can start it now).
+    /// Gives a leased job back to the queue (e.g. no cluster can start it now);
+    /// a job whose cancel was asked for meanwhile ends cancelled instead.
     pub async fn release(
         &self,
         lease: &Lease,
         reason: &str,
         now_ms: u64,
-    ) -> Result<(), QueueError> {
-        let _ = (lease, reason, now_ms);
-        todo!()
+    ) -> Result<JobState, QueueError> {
+        let detail = self
+            .leased_op(&[lease], "release", "", reason, now_ms)
+            .await?;
+        parse_state(&lease.job.id, detail.first().map(String::as_str))
     }
 
     /// Records the next attempt on `cluster` before anything is sent there, so
     /// a crash after the submit is recognised on replay by its submission id.
+    ///
+    /// A leased job whose last attempt has no `submitted_at_ms` was recorded by
+    /// a dispatcher that died before confirming it: re-send that attempt (same
+    /// submission id, the cluster adopts the duplicate) instead of recording a
+    /// new one.
     pub async fn record_attempt(
         &self,
         lease: &Lease,
         cluster: &str,
         now_ms: u64,
     ) -> Result<Attempt, QueueError> {
-        let _ = (lease, cluster, now_ms);
-        todo!()
+        if cluster.is_empty() || cluster.contains(char::is_whitespace) {
+            return Err(QueueError::Conflict {
+                id: lease.job.id.clone(),
+                detail: format!("'{cluster}' is not a cluster name"),
+            });
+        }
+        let number = lease.job.attempt + 1;
+        let submission_id = Attempt::submission_id(&lease.job.id, number);
+        let arg = format!("{number} {cluster} {submission_id}");
+        self.leased_op(&[lease], "attempt", &arg, "", now_ms)
+            .await?;
+        Ok(Attempt {
+            number,
+            cluster: cluster.to_string(),
+            submission_id,
+            created_at_ms: now_ms,
+            submitted_at_ms: None,
+        })
     }
 
     /// The cluster accepted the current attempt: `dispatching -> submitted`,
@@ -286,12 +560,16 @@ impl JobQueue {
         reason: &str,
         now_ms: u64,
     ) -> Result<Job, QueueError> {
-        let _ = (lease, reason, now_ms);
-        todo!()
+        self.leased_op(&[lease], "submitted", "", reason, now_ms)
+            .await?;
+        self.get(&lease.job.id)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(lease.job.id.clone()))
     }
 
     /// Finishes leased jobs without a cluster (tests, benchmark, a job refused
-    /// everywhere): `dispatching -> succeeded | failed | cancelled`.
+    /// everywhere): `dispatching -> succeeded | failed | cancelled`, in one
+    /// script call. Fails on the first lease that was lost.
     pub async fn finish_leased(
         &self,
         leases: &[Lease],
@@ -299,13 +577,20 @@ impl JobQueue {
         reason: &str,
         now_ms: u64,
     ) -> Result<(), QueueError> {
-        let _ = (leases, to, reason, now_ms);
-        todo!()
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Lease> = leases.iter().collect();
+        self.leased_op(&refs, "finish", to.as_str(), reason, now_ms)
+            .await?;
+        Ok(())
     }
 
     /// Moves the job's current attempt to `to` (reconcile): only while
     /// `attempt` is still the current one, so results of a superseded attempt
     /// never count. `to = Queued` is a retry: a later lease makes a new attempt.
+    /// Returns the state the job ended in (a pending cancel turns a retry into
+    /// `cancelled`).
     pub async fn update_attempt(
         &self,
         id: &JobId,
@@ -314,15 +599,42 @@ impl JobQueue {
         reason: &str,
         exit_code: Option<i32>,
         now_ms: u64,
-    ) -> Result<Job, QueueError> {
-        let _ = (id, attempt, to, reason, exit_code, now_ms);
-        todo!()
+    ) -> Result<JobState, QueueError> {
+        let mut invocation = self.scripts.update_attempt.prepare_invoke();
+        invocation
+            .key(self.keys.cancels())
+            .key(self.keys.events())
+            .key(self.keys.ready_tenants());
+        self.common_args(&mut invocation, now_ms);
+        invocation
+            .arg(self.ready_base())
+            .arg(id.as_str())
+            .arg(attempt)
+            .arg(to.as_str())
+            .arg(reason)
+            .arg(exit_code.map(|c| c.to_string()).unwrap_or_default());
+        let mut conn = self.conn().await?;
+        let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        let detail = status_reply(id, reply)?;
+        parse_state(id, Some(detail.as_str()))
     }
 
     /// Returns jobs whose lease expired to the queue and fences the old holder.
     pub async fn reclaim_expired(&self, now_ms: u64) -> Result<Vec<JobId>, QueueError> {
-        let _ = now_ms;
-        todo!()
+        let mut invocation = self.scripts.reclaim.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.events())
+            .key(self.keys.cancels())
+            .key(self.keys.ready_tenants());
+        self.common_args(&mut invocation, now_ms);
+        invocation.arg(self.ready_base()).arg(1000);
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| JobId::from_str(id).ok())
+            .collect())
     }
 
     /// Ids of jobs in `state`, oldest first, at most `limit`.
@@ -331,28 +643,171 @@ impl JobQueue {
         state: JobState,
         limit: usize,
     ) -> Result<Vec<JobId>, QueueError> {
-        let _ = (state, limit);
-        todo!()
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn
+            .zrange(
+                self.keys.in_state(state),
+                0,
+                limit.saturating_sub(1) as isize,
+            )
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| JobId::from_str(id).ok())
+            .collect())
     }
 
     /// Jobs whose cancel still has to reach their cluster.
     pub async fn pending_cancels(&self) -> Result<Vec<JobId>, QueueError> {
-        todo!()
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn.smembers(self.keys.cancels()).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| JobId::from_str(id).ok())
+            .collect())
     }
 
-    /// The cursor of the newest event (start a follow from here).
+    /// The cursor of the newest event (start a follow from here); `0-0` when
+    /// the stream is empty.
     pub async fn last_event_cursor(&self) -> Result<String, QueueError> {
-        todo!()
+        let mut conn = self.conn().await?;
+        let reply: StreamRangeReply = conn
+            .xrevrange_count(self.keys.events(), "+", "-", 1)
+            .await?;
+        Ok(reply
+            .ids
+            .first()
+            .map(|e| e.id.clone())
+            .unwrap_or_else(|| "0-0".to_string()))
     }
 
-    /// Events after `cursor`, waiting up to `block` for the first one.
+    /// Events after `cursor`, waiting up to `block` for the first one (zero:
+    /// don't wait). Holds one pooled connection while it waits, so a service
+    /// should run one follower and fan events out, not one per watcher.
     pub async fn events_after(
         &self,
         cursor: &str,
         block: Duration,
         count: usize,
     ) -> Result<Vec<JobEvent>, QueueError> {
-        let _ = (cursor, block, count);
-        todo!()
+        let mut options = StreamReadOptions::default().count(count.max(1));
+        if !block.is_zero() {
+            options = options.block(block.as_millis() as usize);
+        }
+        let mut conn = self.conn().await?;
+        let reply: Option<StreamReadReply> = conn
+            .xread_options(&[self.keys.events()], &[cursor], &options)
+            .await?;
+        let mut events = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                events.push(event_from_entry(&entry)?);
+            }
+        }
+        Ok(events)
     }
+}
+
+impl ListFilter {
+    /// True when the job passes every condition of the filter.
+    pub fn matches(&self, job: &Job) -> bool {
+        self.tenant.as_ref().is_none_or(|t| &job.tenant == t)
+            && self.state.is_none_or(|s| job.state == s)
+            && self
+                .cluster
+                .as_ref()
+                .is_none_or(|c| job.cluster.as_ref() == Some(c))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| job.spec.labels.get(k) == Some(v))
+    }
+}
+
+/// The job as the submit script wrote it, built without reading it back.
+fn queued_job(id: JobId, tenant: TenantId, spec: JobSpec, now_ms: u64) -> Job {
+    Job {
+        id,
+        tenant,
+        name: spec.display_name(),
+        state: JobState::Queued,
+        reason: "submitted".to_string(),
+        attempt: 0,
+        cluster: None,
+        cancel_requested: false,
+        exit_code: None,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        attempts: Vec::new(),
+        history: vec![Transition {
+            from: None,
+            to: JobState::Queued,
+            at_ms: now_ms,
+            attempt: 0,
+            reason: "submitted".to_string(),
+        }],
+        spec,
+    }
+}
+
+/// Maps a script's `{'ok', detail}`-style reply to a result.
+fn status_reply(id: &JobId, reply: Vec<String>) -> Result<String, QueueError> {
+    match reply.first().map(String::as_str) {
+        Some("ok") => Ok(reply.get(1).cloned().unwrap_or_default()),
+        Some("stale") => Err(QueueError::StaleLease(id.clone())),
+        Some("not_found") => Err(QueueError::NotFound(id.clone())),
+        Some("conflict") => Err(QueueError::Conflict {
+            id: id.clone(),
+            detail: reply.get(1).cloned().unwrap_or_default(),
+        }),
+        other => Err(unexpected(id, other)),
+    }
+}
+
+fn parse_state(id: &JobId, text: Option<&str>) -> Result<JobState, QueueError> {
+    text.and_then(|t| JobState::from_str(t).ok())
+        .ok_or_else(|| unexpected(id, text))
+}
+
+fn unexpected(id: &JobId, reply: Option<&str>) -> QueueError {
+    QueueError::Corrupt {
+        id: id.to_string(),
+        detail: format!("unexpected script reply {reply:?}"),
+    }
+}
+
+fn event_from_entry(entry: &redis::streams::StreamId) -> Result<JobEvent, QueueError> {
+    let field = |name: &str| -> Result<String, QueueError> {
+        entry
+            .get::<String>(name)
+            .ok_or_else(|| QueueError::Corrupt {
+                id: entry.id.clone(),
+                detail: format!("event field '{name}' missing"),
+            })
+    };
+    let corrupt = |detail: String| QueueError::Corrupt {
+        id: entry.id.clone(),
+        detail,
+    };
+    let from = field("from")?;
+    Ok(JobEvent {
+        cursor: entry.id.clone(),
+        job_id: JobId::from_str(&field("job")?).map_err(|e| corrupt(e.to_string()))?,
+        tenant: TenantId::new(&field("tenant")?).map_err(|e| corrupt(e.to_string()))?,
+        transition: Transition {
+            from: if from.is_empty() {
+                None
+            } else {
+                Some(JobState::from_str(&from).map_err(|e| corrupt(e.to_string()))?)
+            },
+            to: JobState::from_str(&field("to")?).map_err(|e| corrupt(e.to_string()))?,
+            at_ms: field("at")?
+                .parse()
+                .map_err(|_| corrupt("event 'at' is not a number".into()))?,
+            attempt: field("attempt")?
+                .parse()
+                .map_err(|_| corrupt("event 'attempt' is not a number".into()))?,
+            reason: field("reason")?,
+        },
+    })
 }

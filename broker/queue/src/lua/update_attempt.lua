@@ -1,0 +1,38 @@
+-- Reconcile: moves the current attempt of a job that is on a cluster.
+-- Refused unless ARGV attempt is still the job's current attempt, so the
+-- results of a superseded attempt never change the job.
+-- KEYS: 1 cancels SET, 2 events STREAM, 3 ready-tenants SET
+-- ARGV: 1 job key base, 2 state key base, 3 stream max len, 4 now ms,
+--       5 ready key base, 6 job id, 7 attempt, 8 target state, 9 reason,
+--       10 exit code ('' when unknown)
+-- Target 'queued' is a retry: the job goes back to its tenant's queue at its
+-- original age, unless a cancel is pending, which wins.
+-- Returns {'ok', state after} | {'not_found'} | {'conflict', why}
+local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ready_base, id, attempt, to, reason, exit = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local jk = job_base .. id
+local f = redis.call('HMGET', jk, 'state', 'attempt', 'tenant', 'prio', 'seq', 'cancel')
+local state = f[1]
+if not state then return {'not_found'} end
+if f[2] ~= attempt then
+  return {'conflict', 'attempt ' .. attempt .. ' is superseded by attempt ' .. f[2]}
+end
+if state ~= 'submitted' and state ~= 'running' then
+  return {'conflict', 'a ' .. state .. ' job is not on a cluster'}
+end
+if state == to then return {'ok', state} end
+if to == 'queued' and f[6] == '1' then
+  to, reason = 'cancelled', 'cancelled instead of retried: ' .. reason
+end
+if not allowed(state, to) then
+  return {'conflict', 'a ' .. state .. ' job cannot become ' .. to}
+end
+if exit ~= '' then redis.call('HSET', jk, 'exit', exit) end
+if to == 'queued' then
+  redis.call('ZADD', ready_base .. f[3], ready_score(f[4], f[5]), id)
+  redis.call('SADD', KEYS[3], f[3])
+elseif to == 'succeeded' or to == 'failed' or to == 'cancelled' then
+  redis.call('SREM', KEYS[1], id)
+end
+move(jk, id, state, to, now, reason, state_base, KEYS[2], maxlen)
+return {'ok', to}
