@@ -62,7 +62,7 @@ impl Quantity {
 
     /// True when this is a whole number (1, 2, 8), false for 0.5 or 1.25.
     pub const fn is_whole(self) -> bool {
-        self.0 % QUANTITY_SCALE == 0
+        self.0.is_multiple_of(QUANTITY_SCALE)
     }
 
     /// The value as a float, for wire formats that want one (Ray's JSON).
@@ -281,7 +281,7 @@ impl fmt::Display for Bytes {
             ("KiB", 1 << 10),
         ];
         for (name, size) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{name}", self.0 / size);
             }
         }

@@ -43,7 +43,7 @@ pub(crate) fn job_from_fields(
         None => Vec::new(),
         Some(text) => text
             .lines()
-            .map(|line| serde_json::from_str::<Transition>(line))
+            .map(serde_json::from_str::<Transition>)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt(format!("field 'history': {e}")))?,
     };

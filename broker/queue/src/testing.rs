@@ -11,14 +11,22 @@ use crate::{JobQueue, QueueConfig};
 /// The test Redis: `RAYBROKER_TEST_REDIS_URL`, default `redis://127.0.0.1:6390`
 /// (the port `deploy/local/redis.sh` uses).
 pub fn redis_url() -> String {
-    std::env::var("RAYBROKER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390".to_string())
+    std::env::var("RAYBROKER_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6390".to_string())
 }
 
 /// A key prefix no other test (or test run) uses.
 pub fn unique_prefix(label: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("test-{label}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "test-{label}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A pool on `url`.
@@ -32,11 +40,17 @@ pub fn pool(url: &str) -> Pool {
 pub fn queue(label: &str) -> JobQueue {
     JobQueue::new(
         pool(&redis_url()),
-        QueueConfig { key_prefix: unique_prefix(label), ..QueueConfig::default() },
+        QueueConfig {
+            key_prefix: unique_prefix(label),
+            ..QueueConfig::default()
+        },
     )
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -11,11 +11,18 @@ fn tenant(name: &str) -> TenantId {
 }
 
 fn spec(entrypoint: &str) -> JobSpec {
-    JobSpec { entrypoint: entrypoint.to_string(), ..JobSpec::default() }
+    JobSpec {
+        entrypoint: entrypoint.to_string(),
+        ..JobSpec::default()
+    }
 }
 
 fn spec_with(entrypoint: &str, priority: i32, key: Option<&str>) -> JobSpec {
-    JobSpec { priority, idempotency_key: key.map(str::to_string), ..spec(entrypoint) }
+    JobSpec {
+        priority,
+        idempotency_key: key.map(str::to_string),
+        ..spec(entrypoint)
+    }
 }
 
 #[tokio::test]
@@ -40,19 +47,32 @@ async fn submit_then_get_round_trips() {
 async fn idempotency_key_returns_the_same_job_per_tenant() {
     let q = testing::queue("idem");
     let (a, b) = (tenant("a"), tenant("b"));
-    let first = q.submit(&a, spec_with("x", 0, Some("k1")), now_ms()).await.unwrap();
-    let again = q.submit(&a, spec_with("x", 0, Some("k1")), now_ms()).await.unwrap();
+    let first = q
+        .submit(&a, spec_with("x", 0, Some("k1")), now_ms())
+        .await
+        .unwrap();
+    let again = q
+        .submit(&a, spec_with("x", 0, Some("k1")), now_ms())
+        .await
+        .unwrap();
     assert!(first.created());
     assert!(!again.created());
     assert_eq!(first.job().id, again.job().id);
     assert_eq!(q.queued_count(&a).await.unwrap(), 1);
-    let other = q.submit(&b, spec_with("x", 0, Some("k1")), now_ms()).await.unwrap();
+    let other = q
+        .submit(&b, spec_with("x", 0, Some("k1")), now_ms())
+        .await
+        .unwrap();
     assert!(other.created(), "another tenant's key space is separate");
     assert_ne!(other.job().id, first.job().id);
 
     // Within one batch too.
     let batch = q
-        .submit_many(&a, vec![spec_with("y", 0, Some("k2")), spec_with("y", 0, Some("k2"))], now_ms())
+        .submit_many(
+            &a,
+            vec![spec_with("y", 0, Some("k2")), spec_with("y", 0, Some("k2"))],
+            now_ms(),
+        )
         .await
         .unwrap();
     assert!(batch[0].created() && !batch[1].created());
@@ -64,14 +84,35 @@ async fn leases_follow_priority_then_age() {
     let q = testing::queue("order");
     let t = tenant("t");
     let now = now_ms();
-    let low_old = q.submit(&t, spec_with("low-old", 0, None), now).await.unwrap();
-    let high = q.submit(&t, spec_with("high", 10, None), now).await.unwrap();
-    let low_new = q.submit(&t, spec_with("low-new", 0, None), now).await.unwrap();
+    let low_old = q
+        .submit(&t, spec_with("low-old", 0, None), now)
+        .await
+        .unwrap();
+    let high = q
+        .submit(&t, spec_with("high", 10, None), now)
+        .await
+        .unwrap();
+    let low_new = q
+        .submit(&t, spec_with("low-new", 0, None), now)
+        .await
+        .unwrap();
     let leases = q.lease(&t, 10, now).await.unwrap();
     let order: Vec<_> = leases.iter().map(|l| l.job.id.clone()).collect();
-    assert_eq!(order, vec![high.job().id.clone(), low_old.job().id.clone(), low_new.job().id.clone()]);
-    assert!(leases.iter().all(|l| l.job.state == JobState::Dispatching && l.fence == 1));
-    assert!(q.lease(&t, 10, now).await.unwrap().is_empty(), "leased jobs are not leased twice");
+    assert_eq!(
+        order,
+        vec![
+            high.job().id.clone(),
+            low_old.job().id.clone(),
+            low_new.job().id.clone()
+        ]
+    );
+    assert!(leases
+        .iter()
+        .all(|l| l.job.state == JobState::Dispatching && l.fence == 1));
+    assert!(
+        q.lease(&t, 10, now).await.unwrap().is_empty(),
+        "leased jobs are not leased twice"
+    );
     assert!(q.ready_tenants().await.unwrap().is_empty());
 }
 
@@ -80,23 +121,46 @@ async fn full_lifecycle_records_every_reason() {
     let q = testing::queue("life");
     let t = tenant("t");
     let now = now_ms();
-    let id = q.submit(&t, spec("train"), now).await.unwrap().job().id.clone();
+    let id = q
+        .submit(&t, spec("train"), now)
+        .await
+        .unwrap()
+        .job()
+        .id
+        .clone();
     let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
     let attempt = q.record_attempt(&lease, "ray-a", now).await.unwrap();
     assert_eq!(attempt.number, 1);
-    assert_eq!(attempt.submission_id, raybroker_core::Attempt::submission_id(&id, 1));
-    let job = q.mark_submitted(&lease, "accepted by ray-a", now).await.unwrap();
+    assert_eq!(
+        attempt.submission_id,
+        raybroker_core::Attempt::submission_id(&id, 1)
+    );
+    let job = q
+        .mark_submitted(&lease, "accepted by ray-a", now)
+        .await
+        .unwrap();
     assert_eq!(job.state, JobState::Submitted);
     assert_eq!(job.cluster.as_deref(), Some("ray-a"));
     assert!(job.attempts[0].submitted_at_ms.is_some());
-    assert_eq!(q.update_attempt(&id, 1, JobState::Running, "started", None, now).await.unwrap(), JobState::Running);
     assert_eq!(
-        q.update_attempt(&id, 1, JobState::Succeeded, "exit 0", Some(0), now).await.unwrap(),
+        q.update_attempt(&id, 1, JobState::Running, "started", None, now)
+            .await
+            .unwrap(),
+        JobState::Running
+    );
+    assert_eq!(
+        q.update_attempt(&id, 1, JobState::Succeeded, "exit 0", Some(0), now)
+            .await
+            .unwrap(),
         JobState::Succeeded
     );
     let job = q.get(&id).await.unwrap().unwrap();
     assert_eq!(job.exit_code, Some(0));
-    let path: Vec<_> = job.history.iter().map(|h| (h.to, h.reason.as_str())).collect();
+    let path: Vec<_> = job
+        .history
+        .iter()
+        .map(|h| (h.to, h.reason.as_str()))
+        .collect();
     assert_eq!(
         path,
         vec![
@@ -109,9 +173,15 @@ async fn full_lifecycle_records_every_reason() {
         ]
     );
     // A finished job refuses every further change.
-    let err = q.update_attempt(&id, 1, JobState::Queued, "retry", None, now).await.unwrap_err();
+    let err = q
+        .update_attempt(&id, 1, JobState::Queued, "retry", None, now)
+        .await
+        .unwrap_err();
     assert!(matches!(err, QueueError::Conflict { .. }), "{err}");
-    assert_eq!(q.ids_in_state(JobState::Succeeded, 10).await.unwrap(), vec![id]);
+    assert_eq!(
+        q.ids_in_state(JobState::Succeeded, 10).await.unwrap(),
+        vec![id]
+    );
 }
 
 #[tokio::test]
@@ -121,7 +191,10 @@ async fn an_expired_lease_returns_the_job_and_fences_the_old_holder() {
     let now = now_ms();
     let id = q.submit(&t, spec("x"), now).await.unwrap().job().id.clone();
     let stale = q.lease(&t, 1, now).await.unwrap().remove(0);
-    assert!(q.reclaim_expired(now).await.unwrap().is_empty(), "not expired yet");
+    assert!(
+        q.reclaim_expired(now).await.unwrap().is_empty(),
+        "not expired yet"
+    );
     let later = stale.expires_at_ms + 1;
     assert_eq!(q.reclaim_expired(later).await.unwrap(), vec![id.clone()]);
     let job = q.get(&id).await.unwrap().unwrap();
@@ -133,12 +206,18 @@ async fn an_expired_lease_returns_the_job_and_fences_the_old_holder() {
         q.record_attempt(&stale, "ray-a", later).await.map(|_| ()),
         q.release(&stale, "late", later).await.map(|_| ()),
     ] {
-        assert!(matches!(result, Err(QueueError::StaleLease(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(QueueError::StaleLease(_))),
+            "{result:?}"
+        );
     }
     let mut fresh = q.lease(&t, 1, later).await.unwrap().remove(0);
     assert!(fresh.fence > stale.fence);
     q.renew(&mut fresh, later + 10).await.unwrap();
-    assert!(matches!(q.renew(&mut stale.clone(), later).await, Err(QueueError::StaleLease(_))));
+    assert!(matches!(
+        q.renew(&mut stale.clone(), later).await,
+        Err(QueueError::StaleLease(_))
+    ));
 }
 
 #[tokio::test]
@@ -151,11 +230,25 @@ async fn an_unconfirmed_attempt_survives_a_lost_lease() {
     q.record_attempt(&lease, "ray-a", now).await.unwrap();
     // The dispatcher dies here, maybe after the cluster got the job.
     q.reclaim_expired(lease.expires_at_ms + 1).await.unwrap();
-    let again = q.lease(&t, 1, lease.expires_at_ms + 2).await.unwrap().remove(0);
+    let again = q
+        .lease(&t, 1, lease.expires_at_ms + 2)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(again.job.attempt, 1);
     assert_eq!(again.job.attempts.len(), 1);
-    assert_eq!(again.job.attempts[0].submitted_at_ms, None, "the replay can see it was never confirmed");
-    let job = q.mark_submitted(&again, "adopted the replayed submit", lease.expires_at_ms + 3).await.unwrap();
+    assert_eq!(
+        again.job.attempts[0].submitted_at_ms, None,
+        "the replay can see it was never confirmed"
+    );
+    let job = q
+        .mark_submitted(
+            &again,
+            "adopted the replayed submit",
+            lease.expires_at_ms + 3,
+        )
+        .await
+        .unwrap();
     assert_eq!(job.attempt, 1);
 }
 
@@ -168,7 +261,10 @@ async fn cancel_depends_on_where_the_job_is() {
     let out = q.cancel(&queued, "by user", now).await.unwrap();
     assert_eq!(out.effect, CancelEffect::Cancelled);
     assert_eq!(out.job.state, JobState::Cancelled);
-    assert!(q.lease(&t, 10, now).await.unwrap().is_empty(), "a cancelled job is never dispatched");
+    assert!(
+        q.lease(&t, 10, now).await.unwrap().is_empty(),
+        "a cancelled job is never dispatched"
+    );
 
     let running = q.submit(&t, spec("r"), now).await.unwrap().job().id.clone();
     let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
@@ -181,19 +277,40 @@ async fn cancel_depends_on_where_the_job_is() {
     assert_eq!(q.pending_cancels().await.unwrap(), vec![running.clone()]);
     let history_len = out.job.history.len();
     let twice = q.cancel(&running, "again", now).await.unwrap();
-    assert_eq!(twice.job.history.len(), history_len, "asking twice records nothing more");
+    assert_eq!(
+        twice.job.history.len(),
+        history_len,
+        "asking twice records nothing more"
+    );
     // A retry of a job whose cancel is pending ends cancelled instead.
-    assert_eq!(q.update_attempt(&running, 1, JobState::Queued, "node lost", None, now).await.unwrap(), JobState::Cancelled);
+    assert_eq!(
+        q.update_attempt(&running, 1, JobState::Queued, "node lost", None, now)
+            .await
+            .unwrap(),
+        JobState::Cancelled
+    );
     assert!(q.pending_cancels().await.unwrap().is_empty());
-    assert_eq!(q.cancel(&running, "late", now).await.unwrap().effect, CancelEffect::AlreadyFinished);
+    assert_eq!(
+        q.cancel(&running, "late", now).await.unwrap().effect,
+        CancelEffect::AlreadyFinished
+    );
 
     let leased = q.submit(&t, spec("l"), now).await.unwrap().job().id.clone();
     let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
-    assert_eq!(q.cancel(&leased, "by user", now).await.unwrap().effect, CancelEffect::Requested);
-    assert_eq!(q.release(&lease, "no capacity", now).await.unwrap(), JobState::Cancelled);
+    assert_eq!(
+        q.cancel(&leased, "by user", now).await.unwrap().effect,
+        CancelEffect::Requested
+    );
+    assert_eq!(
+        q.release(&lease, "no capacity", now).await.unwrap(),
+        JobState::Cancelled
+    );
 
     let missing = raybroker_core::JobId::generate(now);
-    assert!(matches!(q.cancel(&missing, "x", now).await, Err(QueueError::NotFound(_))));
+    assert!(matches!(
+        q.cancel(&missing, "x", now).await,
+        Err(QueueError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -205,16 +322,36 @@ async fn a_retry_is_a_new_attempt_and_fences_the_old_one() {
     let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
     q.record_attempt(&lease, "ray-a", now).await.unwrap();
     q.mark_submitted(&lease, "ok", now).await.unwrap();
-    assert_eq!(q.update_attempt(&id, 1, JobState::Queued, "node lost", None, now).await.unwrap(), JobState::Queued);
+    assert_eq!(
+        q.update_attempt(&id, 1, JobState::Queued, "node lost", None, now)
+            .await
+            .unwrap(),
+        JobState::Queued
+    );
     let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
     let attempt = q.record_attempt(&lease, "ray-b", now).await.unwrap();
     assert_eq!(attempt.number, 2);
     q.mark_submitted(&lease, "ok", now).await.unwrap();
-    let late = q.update_attempt(&id, 1, JobState::Succeeded, "attempt 1 came back", Some(0), now).await;
+    let late = q
+        .update_attempt(
+            &id,
+            1,
+            JobState::Succeeded,
+            "attempt 1 came back",
+            Some(0),
+            now,
+        )
+        .await;
     assert!(matches!(late, Err(QueueError::Conflict { .. })), "{late:?}");
     let job = q.get(&id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Submitted);
-    assert_eq!(job.attempts.iter().map(|a| a.cluster.as_str()).collect::<Vec<_>>(), ["ray-a", "ray-b"]);
+    assert_eq!(
+        job.attempts
+            .iter()
+            .map(|a| a.cluster.as_str())
+            .collect::<Vec<_>>(),
+        ["ray-a", "ray-b"]
+    );
 }
 
 #[tokio::test]
@@ -225,12 +362,18 @@ async fn listing_pages_and_filters() {
     let mut ids = Vec::new();
     for i in 0..7 {
         let mut s = spec(&format!("job {i}"));
-        s.labels.insert("parity".into(), if i % 2 == 0 { "even" } else { "odd" }.into());
+        s.labels.insert(
+            "parity".into(),
+            if i % 2 == 0 { "even" } else { "odd" }.into(),
+        );
         ids.push(q.submit(&a, s, now).await.unwrap().job().id.clone());
     }
     q.submit(&b, spec("other tenant"), now).await.unwrap();
 
-    let filter = ListFilter { tenant: Some(a.clone()), ..ListFilter::default() };
+    let filter = ListFilter {
+        tenant: Some(a.clone()),
+        ..ListFilter::default()
+    };
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -245,15 +388,27 @@ async fn listing_pages_and_filters() {
     ids.reverse();
     assert_eq!(seen, ids, "newest first, every job once");
 
-    let odd = ListFilter { labels: vec![("parity".into(), "odd".into())], ..filter.clone() };
+    let odd = ListFilter {
+        labels: vec![("parity".into(), "odd".into())],
+        ..filter.clone()
+    };
     assert_eq!(q.list(&odd, None, 50).await.unwrap().jobs.len(), 3);
     let everyone = q.list(&ListFilter::default(), None, 50).await.unwrap();
     assert_eq!(everyone.jobs.len(), 8);
     q.cancel(&ids[0], "x", now).await.unwrap();
-    let cancelled = ListFilter { state: Some(JobState::Cancelled), ..filter };
+    let cancelled = ListFilter {
+        state: Some(JobState::Cancelled),
+        ..filter
+    };
     let page = q.list(&cancelled, None, 50).await.unwrap();
-    assert_eq!(page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()]);
-    assert!(q.list(&ListFilter::default(), Some("not-a-cursor"), 5).await.is_err());
+    assert_eq!(
+        page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        vec![ids[0].clone()]
+    );
+    assert!(q
+        .list(&ListFilter::default(), Some("not-a-cursor"), 5)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -264,11 +419,26 @@ async fn events_stream_every_change_in_order() {
     let now = now_ms();
     let id = q.submit(&t, spec("x"), now).await.unwrap().job().id.clone();
     q.cancel(&id, "by user", now).await.unwrap();
-    let events = q.events_after(&start, Duration::from_millis(100), 10).await.unwrap();
-    let states: Vec<_> = events.iter().map(|e| (e.transition.from, e.transition.to)).collect();
-    assert_eq!(states, vec![(None, JobState::Queued), (Some(JobState::Queued), JobState::Cancelled)]);
+    let events = q
+        .events_after(&start, Duration::from_millis(100), 10)
+        .await
+        .unwrap();
+    let states: Vec<_> = events
+        .iter()
+        .map(|e| (e.transition.from, e.transition.to))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (None, JobState::Queued),
+            (Some(JobState::Queued), JobState::Cancelled)
+        ]
+    );
     assert!(events.iter().all(|e| e.job_id == id && e.tenant == t));
-    let after = q.events_after(&events[1].cursor, Duration::from_millis(50), 10).await.unwrap();
+    let after = q
+        .events_after(&events[1].cursor, Duration::from_millis(50), 10)
+        .await
+        .unwrap();
     assert!(after.is_empty());
 }
 
@@ -277,7 +447,10 @@ async fn a_new_broker_instance_sees_every_queued_job() {
     // The broker keeps no state of its own: a restart is a new queue over the
     // same Redis, and every acknowledged job is still there in order.
     let prefix = testing::unique_prefix("restart");
-    let config = QueueConfig { key_prefix: prefix, ..QueueConfig::default() };
+    let config = QueueConfig {
+        key_prefix: prefix,
+        ..QueueConfig::default()
+    };
     let t = tenant("t");
     let before = JobQueue::new(testing::pool(&testing::redis_url()), config.clone());
     let specs: Vec<JobSpec> = (0..50).map(|i| spec(&format!("job {i}"))).collect();
@@ -290,6 +463,12 @@ async fn a_new_broker_instance_sees_every_queued_job() {
         .collect();
     drop(before);
     let after = JobQueue::new(testing::pool(&testing::redis_url()), config);
-    let leased: Vec<_> = after.lease(&t, 100, now_ms()).await.unwrap().into_iter().map(|l| l.job.id).collect();
+    let leased: Vec<_> = after
+        .lease(&t, 100, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.job.id)
+        .collect();
     assert_eq!(leased, ids);
 }
