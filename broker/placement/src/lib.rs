@@ -209,11 +209,15 @@ fn choose_nodes(
     ))
 }
 
+/// How candidate clusters rank, smallest first: tier, GPUs left idle, CPUs
+/// left idle, cost, name.
+type RankKey = (u32, Quantity, Quantity, u64, String);
+
 /// Decides where one job goes. Deterministic for equal inputs.
 pub fn place(resources: &Resources, placement: &Placement, clusters: &[ClusterView]) -> Decision {
     let mut never = Vec::new();
     let mut wait = Vec::new();
-    let mut best: Option<((u32, Quantity, Quantity, u64, String), Vec<String>)> = None;
+    let mut best: Option<(RankKey, Vec<String>)> = None;
     for cluster in clusters {
         if let Err(why) = static_fit(resources, placement, cluster) {
             never.push((cluster.name.clone(), why));
