@@ -27,7 +27,8 @@ impl Keys {
     /// HASH, one per job: `tenant`, `state`, `seq` (creation order), `prio`,
     /// `fence` (bumped by every lease and reclaim), `attempt`, `cluster`,
     /// `cancel` ("1" when asked), `exit`, `reason`, `created`, `updated` (ms),
-    /// `name`, `spec` (JSON), `attempts` (JSON array), `history` (JSON lines).
+    /// `name`, `spec` (JSON), `attempts` (JSON array), `history` (JSON lines),
+    /// `logcur` (see [`Keys::logs`]).
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{}", self.prefix, id)
     }
@@ -86,6 +87,13 @@ impl Keys {
     /// STREAM of state changes: `job`, `tenant`, `from`, `to`, `attempt`, `reason`, `at`.
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
+    }
+
+    /// STRING: the job's log as fetched from its clusters, newest
+    /// `log_cap_bytes` kept; the job hash's `logcur` field ("attempt:offset")
+    /// says how far the current attempt's remote log has been read.
+    pub fn logs(&self, id: &JobId) -> String {
+        format!("{}:logs:{}", self.prefix, id)
     }
 
     /// STRING counter giving each job its creation sequence number.

@@ -22,6 +22,8 @@ pub struct QueueConfig {
     pub lease_ttl: Duration,
     /// Approximate number of events kept in the event stream.
     pub event_stream_max_len: u64,
+    /// Newest bytes of each job's log kept in Redis.
+    pub log_cap_bytes: u64,
 }
 
 impl Default for QueueConfig {
@@ -30,6 +32,7 @@ impl Default for QueueConfig {
             key_prefix: "rb".to_string(),
             lease_ttl: Duration::from_secs(30),
             event_stream_max_len: 100_000,
+            log_cap_bytes: 1 << 20,
         }
     }
 }
@@ -436,6 +439,49 @@ impl JobQueue {
         max: usize,
         now_ms: u64,
     ) -> Result<Vec<Lease>, QueueError> {
+        self.lease_inner(tenant, max, &[], now_ms).await
+    }
+
+    /// Leases exactly these queued jobs of the tenant (placement chose them
+    /// after a [`JobQueue::peek`]); ids that are no longer queued are skipped.
+    pub async fn lease_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[JobId],
+        now_ms: u64,
+    ) -> Result<Vec<Lease>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.lease_inner(tenant, ids.len(), ids, now_ms).await
+    }
+
+    /// The tenant's first `max` queued jobs, best first, without leasing them.
+    pub async fn peek(&self, tenant: &TenantId, max: usize) -> Result<Vec<Job>, QueueError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn
+            .zrange(self.keys.ready(tenant), 0, max.saturating_sub(1) as isize)
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL")
+                .arg(format!("{}{}", self.keys.job_base(), id));
+        }
+        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        ids.iter()
+            .zip(all)
+            .filter(|(_, fields)| !fields.is_empty())
+            .map(|(id, fields)| job_from_fields(id, &fields))
+            .collect()
+    }
+
+    async fn lease_inner(
+        &self,
+        tenant: &TenantId,
+        max: usize,
+        ids: &[JobId],
+        now_ms: u64,
+    ) -> Result<Vec<Lease>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -448,6 +494,9 @@ impl JobQueue {
             .key(self.keys.events());
         self.common_args(&mut invocation, now_ms);
         invocation.arg(expires_at_ms).arg(max).arg(tenant.as_str());
+        for id in ids {
+            invocation.arg(id.as_str());
+        }
         let mut conn = self.conn().await?;
         let replies: Vec<(String, u64, HashMap<String, String>)> =
             invocation.invoke_async(&mut conn).await?;
@@ -655,6 +704,61 @@ impl JobQueue {
             .iter()
             .filter_map(|id| JobId::from_str(id).ok())
             .collect())
+    }
+
+    /// Where reading the current attempt's remote log should resume (a byte
+    /// offset; 0 for a new attempt).
+    pub async fn log_cursor(&self, id: &JobId, attempt: u32) -> Result<u64, QueueError> {
+        let mut conn = self.conn().await?;
+        let cursor: Option<String> = conn.hget(self.keys.job(id), "logcur").await?;
+        Ok(cursor
+            .and_then(|c| {
+                let (a, offset) = c.split_once(':')?;
+                (a.parse::<u32>().ok()? == attempt).then(|| offset.parse().ok())?
+            })
+            .unwrap_or(0))
+    }
+
+    /// Appends log text read from `from` to `to` of the current attempt's
+    /// remote log; returns false (and writes nothing) when that stretch was
+    /// already kept or the attempt is no longer current.
+    pub async fn append_logs(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        from: u64,
+        to: u64,
+        text: &str,
+    ) -> Result<bool, QueueError> {
+        let mut invocation = self.scripts.append_logs.prepare_invoke();
+        invocation
+            .key(self.keys.logs(id))
+            .key(self.keys.job(id))
+            .arg(attempt)
+            .arg(from)
+            .arg(to)
+            .arg(text)
+            .arg(self.config.log_cap_bytes);
+        let mut conn = self.conn().await?;
+        let appended: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(appended == 1)
+    }
+
+    /// The job's kept log from byte `offset` on (all attempts, newest
+    /// `log_cap_bytes`), and the offset to ask from next time.
+    pub async fn logs(&self, id: &JobId, offset: u64) -> Result<(String, u64), QueueError> {
+        let mut conn = self.conn().await?;
+        let (text, len): (Vec<u8>, u64) = redis::pipe()
+            .cmd("GETRANGE")
+            .arg(self.keys.logs(id))
+            .arg(offset)
+            .arg(-1)
+            .cmd("STRLEN")
+            .arg(self.keys.logs(id))
+            .query_async(&mut conn)
+            .await?;
+        let text = if offset >= len { Vec::new() } else { text };
+        Ok((String::from_utf8_lossy(&text).into_owned(), len.max(offset)))
     }
 
     /// Jobs whose cancel still has to reach their cluster.

@@ -14,6 +14,7 @@ pub(crate) struct Scripts {
     pub update_attempt: Script,
     pub cancel: Script,
     pub reclaim: Script,
+    pub append_logs: Script,
 }
 
 impl Scripts {
@@ -27,6 +28,7 @@ impl Scripts {
             update_attempt: with_prelude(include_str!("lua/update_attempt.lua")),
             cancel: with_prelude(include_str!("lua/cancel.lua")),
             reclaim: with_prelude(include_str!("lua/reclaim.lua")),
+            append_logs: with_prelude(include_str!("lua/append_logs.lua")),
         }
     }
 }

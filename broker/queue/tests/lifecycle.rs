@@ -472,3 +472,75 @@ async fn a_new_broker_instance_sees_every_queued_job() {
         .collect();
     assert_eq!(leased, ids);
 }
+
+#[tokio::test]
+async fn peek_then_lease_chosen_ids() {
+    let q = testing::queue("peek");
+    let t = tenant("t");
+    let now = now_ms();
+    let a = q.submit(&t, spec("a"), now).await.unwrap().job().id.clone();
+    let b = q.submit(&t, spec("b"), now).await.unwrap().job().id.clone();
+    let peeked: Vec<_> = q
+        .peek(&t, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(peeked, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        q.queued_count(&t).await.unwrap(),
+        2,
+        "peeking changes nothing"
+    );
+    // Placement picked only b (a waits for capacity).
+    let leases = q
+        .lease_ids(&t, std::slice::from_ref(&b), now)
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].job.id, b);
+    assert!(
+        q.lease_ids(&t, std::slice::from_ref(&b), now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "already leased"
+    );
+    assert_eq!(q.peek(&t, 10).await.unwrap()[0].id, a);
+}
+
+#[tokio::test]
+async fn logs_are_kept_once_per_stretch_and_capped() {
+    let prefix = testing::unique_prefix("logs");
+    let config = QueueConfig {
+        key_prefix: prefix,
+        log_cap_bytes: 16,
+        ..QueueConfig::default()
+    };
+    let q = JobQueue::new(testing::pool(&testing::redis_url()), config);
+    let t = tenant("t");
+    let now = now_ms();
+    let id = q.submit(&t, spec("x"), now).await.unwrap().job().id.clone();
+    let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
+    q.record_attempt(&lease, "ray-a", now).await.unwrap();
+    assert_eq!(q.log_cursor(&id, 1).await.unwrap(), 0);
+    assert!(q.append_logs(&id, 1, 0, 6, "hello\n").await.unwrap());
+    assert!(
+        !q.append_logs(&id, 1, 0, 6, "hello\n").await.unwrap(),
+        "a repeated fetch is dropped"
+    );
+    assert!(
+        !q.append_logs(&id, 2, 0, 3, "no\n").await.unwrap(),
+        "not the current attempt"
+    );
+    assert_eq!(q.log_cursor(&id, 1).await.unwrap(), 6);
+    assert_eq!(q.logs(&id, 0).await.unwrap(), ("hello\n".to_string(), 6));
+    assert!(q
+        .append_logs(&id, 1, 6, 18, "world, again\n")
+        .await
+        .unwrap());
+    let (text, _) = q.logs(&id, 0).await.unwrap();
+    assert_eq!(text.len(), 16, "only the newest bytes are kept");
+    assert!(text.ends_with("world, again\n"));
+}
