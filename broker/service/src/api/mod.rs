@@ -1,0 +1,173 @@
+//! The REST API: routes, shared state, authentication and request metrics.
+//!
+//! Every `/v1` route except the OpenAPI document needs a bearer token and is
+//! scoped to the token's tenant; a job of another tenant answers exactly like
+//! a missing one. Handlers live in [`jobs`], [`events`] and [`system`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use raybroker_core::ValidationContext;
+use raybroker_queue::JobQueue;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Authenticator, Caller};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+mod error;
+mod events;
+mod hub;
+mod jobs;
+mod system;
+
+pub(crate) use error::ApiError;
+pub(crate) use hub::EventHub;
+pub(crate) use system::openapi;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Shared>,
+}
+
+/// The state behind [`AppState`].
+pub(crate) struct Shared {
+    /// The loaded configuration (clusters, limits).
+    pub(crate) config: Config,
+    /// The job queue on Redis.
+    pub(crate) queue: JobQueue,
+    /// Token to tenant.
+    pub(crate) auth: Authenticator,
+    /// GPU catalog and cluster names that submissions are checked against.
+    pub(crate) validation: ValidationContext,
+    /// Prometheus metrics.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Live job events for event streams.
+    pub(crate) events: EventHub,
+    /// Becomes `true` when the server starts shutting down; long-lived
+    /// responses (event streams) end then, so the graceful shutdown completes.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// State for `config` over `queue`; `shutdown` turns `true` on shutdown.
+    pub(crate) fn new(
+        config: Config,
+        queue: JobQueue,
+        metrics: Arc<Metrics>,
+        events: EventHub,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let auth = Authenticator::new(&config.tenants);
+        let validation = config.validation_context();
+        AppState {
+            inner: Arc::new(Shared {
+                config,
+                queue,
+                auth,
+                validation,
+                metrics,
+                events,
+                shutdown,
+            }),
+        }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+/// The whole API.
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.api.max_body_bytes.0).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/jobs", post(jobs::submit_job).get(jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/jobs/{id}/events", get(events::job_events))
+        .route("/v1/clusters", get(system::list_clusters))
+        .route("/v1/openapi.json", get(system::openapi_json))
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track_request))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            // Spans carry the method and path only: never headers (tokens)
+            // nor the query string.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .with_state(state)
+}
+
+/// Counts every routed request by its route template.
+async fn track_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn no_route(State(state): State<AppState>, request: Request) -> Response {
+    state
+        .metrics
+        .observe_request("unmatched", request.method().as_str(), 404, Duration::ZERO);
+    ApiError::no_route().into_response()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// Handlers that take a [`Caller`] need a valid bearer token; without one the
+/// request is answered 401 before the handler runs (and before its body is read).
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        state.auth.authenticate(header).map_err(|err| {
+            tracing::info!(reason = %err, "request refused: not authenticated");
+            ApiError::unauthorized(err)
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,328 @@
+//! The config file as written, and its validation into a [`Config`].
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raybroker_core::{Bytes, FieldError, GpuModel, TenantId};
+use serde::Deserialize;
+
+use super::{
+    ApiSettings, ClusterConfig, Config, QueueSettings, RedisConfig, Tenant, CONFIG_VERSION,
+    MIN_TOKEN_LEN,
+};
+use crate::auth::TokenHash;
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigFile {
+    version: u32,
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_redis")]
+    redis: RedisConfig,
+    #[serde(default = "default_queue")]
+    queue: QueueSection,
+    #[serde(default = "default_api")]
+    api: ApiSettings,
+    tenants: Vec<TenantEntry>,
+    #[serde(default)]
+    gpu_models: Vec<String>,
+    #[serde(default)]
+    clusters: Vec<ClusterConfig>,
+}
+
+/// The `queue` section as written; durations are read during validation so
+/// their errors name the field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueSection {
+    #[serde(default = "default_lease_ttl")]
+    lease_ttl: String,
+    #[serde(default = "default_event_stream_max_len")]
+    event_stream_max_len: u64,
+}
+
+/// A tenant as written: exactly one of the three token sources.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantEntry {
+    name: String,
+    #[serde(default)]
+    admin: bool,
+    token_sha256: Option<String>,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+}
+
+impl ConfigFile {
+    pub(super) fn validate(
+        self,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<FieldError>> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, message: String| problems.push(FieldError::new(field, message));
+
+        if self.version != CONFIG_VERSION {
+            bad(
+                "version",
+                format!(
+                    "unsupported version {}; this broker reads version {CONFIG_VERSION}",
+                    self.version
+                ),
+            );
+        }
+        let listen = self.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            bad(
+                "listen",
+                format!(
+                    "'{}' is not an address; write ip:port such as 127.0.0.1:8080 or [::]:8080",
+                    self.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        if redis::IntoConnectionInfo::into_connection_info(self.redis.url.as_str()).is_err() {
+            // The URL may carry a password, so it is not repeated here.
+            bad(
+                "redis.url",
+                "is not a Redis URL; write redis://host:port[/db] or rediss://host:port for TLS"
+                    .into(),
+            );
+        }
+        if !is_key_prefix(&self.redis.key_prefix) {
+            bad(
+                "redis.key_prefix",
+                "use 1-64 letters, digits, '-', '_', '.' or ':'".into(),
+            );
+        }
+        if !(1..=1024).contains(&self.redis.pool_size) {
+            bad("redis.pool_size", "must be between 1 and 1024".into());
+        }
+        let lease_ttl = match humantime::parse_duration(&self.queue.lease_ttl) {
+            Ok(ttl) if ttl < Duration::from_secs(1) => {
+                bad("queue.lease_ttl", "must be at least 1s".into());
+                ttl
+            }
+            Ok(ttl) => ttl,
+            Err(e) => {
+                let text = &self.queue.lease_ttl;
+                bad(
+                    "queue.lease_ttl",
+                    format!("'{text}' is not a duration ({e}); write e.g. 30s or 2m"),
+                );
+                Duration::ZERO
+            }
+        };
+        if self.queue.event_stream_max_len < 100 {
+            bad("queue.event_stream_max_len", "must be at least 100".into());
+        }
+        let body = self.api.max_body_bytes;
+        if body < Bytes(1024) || body > Bytes(64 << 20) {
+            bad(
+                "api.max_body_bytes",
+                format!("{body} is out of range; use 1KiB to 64MiB"),
+            );
+        }
+
+        let mut tenants: Vec<Tenant> = Vec::new();
+        if self.tenants.is_empty() {
+            bad("tenants", "no tenants: add at least one, e.g. {name: ops, admin: true, token_env: RAYBROKER_ADMIN_TOKEN}".into());
+        }
+        for (i, entry) in self.tenants.iter().enumerate() {
+            let at = format!("tenants[{i}]");
+            let id = match TenantId::new(&entry.name) {
+                Ok(id) => id,
+                Err(e) => {
+                    bad(&format!("{at}.name"), e.to_string());
+                    continue;
+                }
+            };
+            if tenants.iter().any(|t| t.id == id) {
+                bad(
+                    &format!("{at}.name"),
+                    format!("tenant '{id}' is listed twice"),
+                );
+                continue;
+            }
+            let token = match entry.token_hash(base_dir, env) {
+                Ok(token) => token,
+                Err((field, message)) => {
+                    bad(&format!("{at}.{field}"), message);
+                    continue;
+                }
+            };
+            if let Some(other) = tenants.iter().find(|t| t.token.ct_eq(&token)) {
+                bad(
+                    &at,
+                    format!(
+                        "has the same token as tenant '{}'; give each tenant its own token",
+                        other.id
+                    ),
+                );
+                continue;
+            }
+            tenants.push(Tenant {
+                id,
+                admin: entry.admin,
+                token,
+            });
+        }
+
+        let mut gpu_models = Vec::new();
+        for (i, name) in self.gpu_models.iter().enumerate() {
+            match GpuModel::parse(name) {
+                Ok(model) => gpu_models.push(model),
+                Err(e) => bad(&format!("gpu_models[{i}]"), e.to_string()),
+            }
+        }
+
+        let mut names = BTreeSet::new();
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            let at = format!("clusters[{i}]");
+            if !is_dns_label(&cluster.name) {
+                bad(&format!("{at}.name"), format!("'{}' is not a cluster name: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", cluster.name));
+            } else if !names.insert(cluster.name.as_str()) {
+                bad(
+                    &format!("{at}.name"),
+                    format!("cluster '{}' is listed twice", cluster.name),
+                );
+            }
+            if !cluster.cost_per_gpu_hour.is_finite() || cluster.cost_per_gpu_hour < 0.0 {
+                bad(
+                    &format!("{at}.cost_per_gpu_hour"),
+                    "must be a number of at least 0".into(),
+                );
+            }
+            for key in cluster.labels.keys() {
+                if key.is_empty() || key.len() > 63 {
+                    bad(
+                        &format!("{at}.labels"),
+                        format!("label key '{key}' must be 1-63 characters"),
+                    );
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            listen,
+            redis: self.redis,
+            queue: QueueSettings {
+                lease_ttl,
+                event_stream_max_len: self.queue.event_stream_max_len,
+            },
+            api: self.api,
+            tenants,
+            gpu_models,
+            clusters: self.clusters,
+        })
+    }
+}
+
+impl TenantEntry {
+    /// The token's hash from whichever source is given; on error the field
+    /// (relative to the tenant) and the message.
+    fn token_hash(
+        &self,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<TokenHash, (&'static str, String)> {
+        let clear = match (&self.token_sha256, &self.token_file, &self.token_env) {
+            (Some(hex), None, None) => {
+                return TokenHash::from_hex(hex).map_err(|e| ("token_sha256", e.to_string()))
+            }
+            (None, Some(file), None) => {
+                let path = base_dir.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ("token_file", format!("cannot read {}: {e}", path.display())))?;
+                ("token_file", text.trim().to_string())
+            }
+            (None, None, Some(var)) => {
+                let value = env(var).unwrap_or_default();
+                if value.is_empty() {
+                    return Err((
+                        "token_env",
+                        format!("environment variable {var} is not set or empty"),
+                    ));
+                }
+                ("token_env", value.trim().to_string())
+            }
+            _ => {
+                return Err((
+                    "token_sha256",
+                    "give exactly one of token_sha256, token_file or token_env".into(),
+                ))
+            }
+        };
+        let (field, token) = clear;
+        if token.len() < MIN_TOKEN_LEN {
+            return Err((field, format!("the token is shorter than {MIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 32`")));
+        }
+        Ok(TokenHash::of_token(&token))
+    }
+}
+
+fn is_key_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+fn is_dns_label(name: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    name.len() <= 63
+        && edge_ok(name.chars().next())
+        && edge_ok(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+pub(super) fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+pub(super) fn default_key_prefix() -> String {
+    "rb".into()
+}
+pub(super) fn default_pool_size() -> usize {
+    32
+}
+fn default_redis() -> RedisConfig {
+    RedisConfig {
+        url: default_redis_url(),
+        key_prefix: default_key_prefix(),
+        pool_size: default_pool_size(),
+    }
+}
+fn default_lease_ttl() -> String {
+    "30s".into()
+}
+fn default_event_stream_max_len() -> u64 {
+    100_000
+}
+fn default_queue() -> QueueSection {
+    QueueSection {
+        lease_ttl: default_lease_ttl(),
+        event_stream_max_len: default_event_stream_max_len(),
+    }
+}
+pub(super) fn default_max_body_bytes() -> Bytes {
+    Bytes(1 << 20)
+}
+fn default_api() -> ApiSettings {
+    ApiSettings {
+        max_body_bytes: default_max_body_bytes(),
+    }
+}

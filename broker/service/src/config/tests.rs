@@ -1,0 +1,245 @@
+use super::*;
+use crate::auth::hash_token;
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "RAYBROKER_ADMIN_TOKEN" => Some(ADMIN_TOKEN.into()),
+        "RAYBROKER_LISTEN" => Some("0.0.0.0:9000".into()),
+        "SHORT_TOKEN" => Some("short".into()),
+        _ => None,
+    }
+}
+
+fn example() -> String {
+    format!(
+        r#"
+version: 1
+listen: ${{RAYBROKER_LISTEN:-127.0.0.1:8080}}
+redis:
+  url: ${{RAYBROKER_REDIS_URL:-redis://127.0.0.1:6379}}
+  key_prefix: rb
+  pool_size: 32
+queue:
+  lease_ttl: 30s
+  event_stream_max_len: 100000
+api:
+  max_body_bytes: 1MiB
+tenants:
+  - name: robotics
+    token_sha256: "{}"
+  - name: ops
+    admin: true
+    token_env: RAYBROKER_ADMIN_TOKEN
+gpu_models: [G2, g3]
+clusters:
+  - name: onprem-a
+    kind: ray
+    tier: 0
+    cost_per_gpu_hour: 0.0
+    labels: {{site: onprem}}
+  - name: gke-burst
+    kind: kuberay
+    tier: 1
+    cost_per_gpu_hour: 2.5
+"#,
+        hash_token("robotics-token-0123456789")
+    )
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.yaml", Path::new(""), &env)
+}
+
+/// The fields named by an `Invalid` error.
+fn invalid_fields(text: &str) -> Vec<String> {
+    match parse(text) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.into_iter().map(|p| p.field).collect()
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_example_loads() {
+    let config = parse(&example()).unwrap();
+    assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(config.redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(config.queue.lease_ttl, Duration::from_secs(30));
+    assert_eq!(config.api.max_body_bytes, Bytes(1 << 20));
+    assert_eq!(config.tenants.len(), 2);
+    assert!(!config.tenants[0].admin);
+    assert!(config.tenants[1].admin);
+    assert!(config.tenants[1]
+        .token
+        .ct_eq(&TokenHash::of_token(ADMIN_TOKEN)));
+    let ctx = config.validation_context();
+    assert!(ctx.gpu_models.contains(&GpuModel::parse("G3").unwrap()));
+    assert!(ctx.gpu_models.contains(&GpuModel::parse("A100").unwrap()));
+    assert!(ctx.clusters.contains("gke-burst"));
+    assert_eq!(config.clusters[1].kind, ClusterKind::Kuberay);
+    assert_eq!(config.queue_config().key_prefix, "rb");
+}
+
+#[test]
+fn sections_default_when_absent() {
+    let text = format!(
+        "version: 1\ntenants:\n  - {{name: a, token_sha256: \"{}\"}}\n",
+        hash_token("x")
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.listen.port(), 8080);
+    assert_eq!(config.redis.pool_size, 32);
+    assert_eq!(config.queue.event_stream_max_len, 100_000);
+    assert!(config.clusters.is_empty());
+}
+
+#[test]
+fn unknown_fields_are_refused_everywhere() {
+    for (from, to) in [
+        ("version: 1\n", "version: 1\nlisten_addr: x\n"),
+        ("  pool_size: 32\n", "  pool_size: 32\n  poolsize: 3\n"),
+        ("    admin: true\n", "    admin: true\n    role: admin\n"),
+        ("    tier: 1\n", "    tier: 1\n    region: eu\n"),
+    ] {
+        let text = example().replacen(from, to, 1);
+        match parse(&text) {
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(message.contains("unknown field"), "{message}")
+            }
+            other => panic!("{to:?}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn parse_errors_name_the_field() {
+    let text = example().replace("lease_ttl: 30s", "lease_ttl: soon");
+    assert_eq!(invalid_fields(&text), ["queue.lease_ttl"]);
+
+    let text = example().replace("pool_size: 32", "pool_size: many");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("redis.pool_size"), "{err}");
+
+    let text = example().replace("kind: kuberay", "kind: nomad");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("clusters[1].kind"), "{err}");
+}
+
+#[test]
+fn unset_variables_are_errors() {
+    let text = example().replace("${RAYBROKER_LISTEN:-127.0.0.1:8080}", "${NOT_SET}");
+    match parse(&text) {
+        Err(ConfigError::Expand { line, message, .. }) => {
+            assert_eq!(line, 3);
+            assert!(message.contains("NOT_SET"), "{message}");
+        }
+        other => panic!("expected an expansion error, got {other:?}"),
+    }
+}
+
+#[test]
+fn values_are_validated_with_the_field_named() {
+    let cases = [
+        ("version: 1", "version: 2", "version"),
+        ("key_prefix: rb", "key_prefix: 'r b'", "redis.key_prefix"),
+        ("pool_size: 32", "pool_size: 0", "redis.pool_size"),
+        (
+            "url: ${RAYBROKER_REDIS_URL:-redis://127.0.0.1:6379}",
+            "url: 'http://x'",
+            "redis.url",
+        ),
+        ("lease_ttl: 30s", "lease_ttl: 10ms", "queue.lease_ttl"),
+        (
+            "max_body_bytes: 1MiB",
+            "max_body_bytes: 1GiB",
+            "api.max_body_bytes",
+        ),
+        ("name: robotics", "name: Robotics", "tenants[0].name"),
+        ("name: ops", "name: robotics", "tenants[1].name"),
+        (
+            "token_env: RAYBROKER_ADMIN_TOKEN",
+            "token_env: UNSET_VAR",
+            "tenants[1].token_env",
+        ),
+        (
+            "token_env: RAYBROKER_ADMIN_TOKEN",
+            "token_env: SHORT_TOKEN",
+            "tenants[1].token_env",
+        ),
+        (
+            "gpu_models: [G2, g3]",
+            "gpu_models: [G2, 'g 3']",
+            "gpu_models[1]",
+        ),
+        ("name: gke-burst", "name: onprem-a", "clusters[1].name"),
+        ("name: gke-burst", "name: GKE_burst", "clusters[1].name"),
+        (
+            "cost_per_gpu_hour: 2.5",
+            "cost_per_gpu_hour: -1",
+            "clusters[1].cost_per_gpu_hour",
+        ),
+    ];
+    for (from, to, field) in cases {
+        let text = example().replacen(from, to, 1);
+        assert_eq!(invalid_fields(&text), [field], "{from} -> {to}");
+    }
+}
+
+#[test]
+fn token_sources_are_exclusive_and_checked() {
+    let both = example().replace(
+        "    token_env: RAYBROKER_ADMIN_TOKEN",
+        "    token_env: RAYBROKER_ADMIN_TOKEN\n    token_file: /etc/token",
+    );
+    assert_eq!(invalid_fields(&both), ["tenants[1].token_sha256"]);
+
+    let bad_hex = example().replace(&hash_token("robotics-token-0123456789"), "abc");
+    assert_eq!(invalid_fields(&bad_hex), ["tenants[0].token_sha256"]);
+
+    let same = example().replace(
+        &hash_token("robotics-token-0123456789"),
+        &hash_token(ADMIN_TOKEN),
+    );
+    assert_eq!(invalid_fields(&same), ["tenants[1]"]);
+}
+
+#[test]
+fn token_files_are_read_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("rb-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ops.token"), format!("{ADMIN_TOKEN}\n")).unwrap();
+    let text = example().replace("token_env: RAYBROKER_ADMIN_TOKEN", "token_file: ops.token");
+    let path = dir.join("broker.yaml");
+    std::fs::write(&path, text).unwrap();
+    // `load` reads the real environment: every variable left has a default.
+    let config = Config::load(&path).unwrap();
+    assert!(config.tenants[1]
+        .token
+        .ct_eq(&TokenHash::of_token(ADMIN_TOKEN)));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let text = example().replace(
+        "${RAYBROKER_REDIS_URL:-redis://127.0.0.1:6379}",
+        "redis://user:hunter2@redis:6379/0",
+    );
+    let config = parse(&text).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("redis:6379/0"), "{debug}");
+    assert!(!debug.contains(&hash_token(ADMIN_TOKEN)), "{debug}");
+}
+
+#[test]
+fn a_missing_file_names_the_path() {
+    let err = Config::load(Path::new("/nonexistent/raybroker.yaml")).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/raybroker.yaml"),
+        "{err}"
+    );
+}

@@ -1,0 +1,22 @@
+//! The raybroker service: its configuration, the tenant-scoped REST API over
+//! the Redis job queue, and the server that runs it.
+//!
+//! - [`config`] reads and checks the one versioned YAML file;
+//! - [`auth`] turns a bearer token into a tenant (tokens kept only as hashes);
+//! - [`metrics`] holds the Prometheus metrics the API exports;
+//! - [`serve`] runs the HTTP server until a shutdown future completes.
+//!
+//! The command-line client lives in the binary (`src/main.rs`, `src/cli/`).
+
+mod api;
+pub mod auth;
+pub mod clusters;
+pub mod config;
+pub mod loops;
+pub mod metrics;
+pub mod serve;
+
+/// The OpenAPI description of the REST API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::openapi()
+}

@@ -1,0 +1,130 @@
+//! Running the HTTP server.
+//!
+//! [`run`] takes its listener and a shutdown future as arguments, so a test
+//! binds port 0, starts the server in-process and stops it deterministically.
+//! [`serve_from_file`] is the production entry: it binds the configured
+//! address and stops on SIGINT or SIGTERM (a second signal exits at once).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use deadpool_redis::{PoolConfig, Runtime, Timeouts};
+use raybroker_queue::JobQueue;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, EventHub};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// How long taking a connection from the pool may wait before the request
+/// is answered 503.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Serves the API on `listener` until `shutdown` completes, then stops
+/// accepting, ends open event streams and waits for requests in flight.
+///
+/// Redis need not be up: requests that need it answer 503 and `/readyz`
+/// reports it until it is.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let queue = connect_queue(&config)?;
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
+    let events = EventHub::start(queue.clone(), metrics.clone(), stopping_rx.clone());
+    let state = AppState::new(config, queue, metrics, events, stopping_rx);
+    let app = api::router(state);
+
+    let addr = listener.local_addr().context("listener has no address")?;
+    tracing::info!(%addr, "raybroker api listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining requests");
+            // Ends event streams (which would otherwise hold the shutdown
+            // open) and the event hub.
+            let _ = stopping_tx.send(true);
+        })
+        .await
+        .context("http server failed")?;
+    tracing::info!("raybroker api stopped");
+    Ok(())
+}
+
+/// Loads the config at `path`, binds its `listen` address and serves until
+/// SIGINT or SIGTERM; a second signal exits the process at once.
+pub async fn serve_from_file(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    run(config, listener, shutdown_signal()).await
+}
+
+/// The queue over a connection pool as configured. Connects lazily.
+fn connect_queue(config: &Config) -> anyhow::Result<JobQueue> {
+    let mut pool_config = PoolConfig::new(config.redis.pool_size);
+    pool_config.timeouts = Timeouts {
+        wait: Some(POOL_WAIT),
+        create: Some(CONNECT_TIMEOUT),
+        recycle: Some(CONNECT_TIMEOUT),
+    };
+    let pool = deadpool_redis::Config {
+        url: Some(config.redis.url.clone()),
+        connection: None,
+        pool: Some(pool_config),
+    }
+    .create_pool(Some(Runtime::Tokio1))
+    // The error may quote the URL, which may hold a password: say less.
+    .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))?;
+    Ok(JobQueue::new(pool, config.queue_config()))
+}
+
+/// Completes on the first SIGINT or SIGTERM, and arms a second one to exit
+/// the process at once (for a shutdown stuck on a request).
+pub async fn shutdown_signal() {
+    termination().await;
+    tracing::info!("signal received: shutting down (send another to exit now)");
+    tokio::spawn(async {
+        termination().await;
+        tracing::warn!("second signal: exiting without waiting");
+        std::process::exit(130);
+    });
+}
+
+/// The next SIGINT or SIGTERM.
+async fn termination() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
