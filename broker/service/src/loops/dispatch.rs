@@ -1,0 +1,310 @@
+//! The dispatch loop: decides where queued jobs go and sends them there.
+//!
+//! Each round: return expired leases to the queue, look at the head of every
+//! tenant's queue, ask placement where each job fits now, lease only the jobs
+//! that can start (waiting jobs are not churned through `dispatching`), record
+//! the attempt, then submit it. Admission control lives in placement: a
+//! cluster gets no more than it can start now plus its pending allowance, so
+//! the queue stays in the broker rather than on a Ray head.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raybroker_adapter::{ErrorKind, SubmitAck, SubmitRequest};
+use raybroker_core::{Attempt, Job, JobId, JobState};
+use raybroker_placement::{place, reserve, Decision};
+use raybroker_queue::{JobQueue, Lease, QueueError};
+
+use crate::clusters::ClusterRegistry;
+
+/// How the dispatch loop behaves.
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    /// Pause between rounds.
+    pub tick: Duration,
+    /// Jobs looked at per tenant per round (the head of its queue).
+    pub peek_per_tenant: usize,
+    /// Longest wait for one submit call.
+    pub submit_timeout: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            tick: Duration::from_millis(200),
+            peek_per_tenant: 64,
+            submit_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What one round did, for logs, metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Attempts a cluster accepted (new or adopted).
+    pub submitted: usize,
+    /// Jobs that can run somewhere but not now.
+    pub waiting: usize,
+    /// Jobs failed because no cluster could ever run them, or one refused them.
+    pub failed: usize,
+    /// Jobs given back to the queue after a cluster call failed.
+    pub released: usize,
+}
+
+/// What the round decided for one job before leasing it.
+enum Choice {
+    /// Send a new attempt to this cluster.
+    New(String),
+    /// Re-send the recorded, unconfirmed attempt (a dispatcher died mid-submit).
+    Replay(Attempt),
+    /// No cluster could ever run it.
+    Fail(String),
+}
+
+/// The dispatch loop's state.
+pub struct Dispatcher {
+    queue: JobQueue,
+    clusters: Arc<ClusterRegistry>,
+    settings: DispatchSettings,
+}
+
+impl Dispatcher {
+    /// A dispatcher over the queue and clusters.
+    pub fn new(
+        queue: JobQueue,
+        clusters: Arc<ClusterRegistry>,
+        settings: DispatchSettings,
+    ) -> Dispatcher {
+        Dispatcher {
+            queue,
+            clusters,
+            settings,
+        }
+    }
+
+    /// Runs rounds until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            match self.round(super::now_ms()).await {
+                Ok(report) if report != RoundReport::default() => {
+                    tracing::debug!(?report, "dispatch round")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "dispatch round failed"),
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(self.settings.tick) => {}
+            }
+        }
+    }
+
+    /// One round over every tenant with queued jobs.
+    pub async fn round(&self, now_ms: u64) -> Result<RoundReport, QueueError> {
+        let mut report = RoundReport::default();
+        let reclaimed = self.queue.reclaim_expired(now_ms).await?;
+        if !reclaimed.is_empty() {
+            tracing::info!(
+                count = reclaimed.len(),
+                "reclaimed jobs from expired leases"
+            );
+        }
+        let mut views = self.clusters.views(now_ms);
+        for tenant in self.queue.ready_tenants().await? {
+            let jobs = self
+                .queue
+                .peek(&tenant, self.settings.peek_per_tenant)
+                .await?;
+            let mut choices: HashMap<JobId, Choice> = HashMap::new();
+            for job in jobs {
+                if let Some(attempt) = unconfirmed_attempt(&job) {
+                    match views.iter().find(|v| v.name == attempt.cluster) {
+                        Some(view) if view.fresh => {
+                            choices.insert(job.id.clone(), Choice::Replay(attempt.clone()));
+                            continue;
+                        }
+                        Some(_) => {
+                            report.waiting += 1;
+                            continue;
+                        }
+                        None => {} // the cluster was removed: place a new attempt
+                    }
+                }
+                match place(&job.spec.resources, &job.spec.placement, &views) {
+                    Decision::Place { cluster, nodes } => {
+                        if let Some(snapshot) = views
+                            .iter_mut()
+                            .find(|v| v.name == cluster)
+                            .and_then(|v| v.snapshot.as_mut())
+                        {
+                            reserve(snapshot, &job.spec.resources, &nodes);
+                        }
+                        choices.insert(job.id.clone(), Choice::New(cluster));
+                    }
+                    Decision::Wait { .. } => report.waiting += 1,
+                    Decision::Never { reasons } => {
+                        choices.insert(job.id.clone(), Choice::Fail(explain(&reasons)));
+                    }
+                }
+            }
+            if choices.is_empty() {
+                continue;
+            }
+            let ids: Vec<JobId> = choices.keys().cloned().collect();
+            for lease in self.queue.lease_ids(&tenant, &ids, now_ms).await? {
+                let Some(choice) = choices.remove(&lease.job.id) else {
+                    continue;
+                };
+                match self.dispatch(&lease, choice, now_ms).await {
+                    Ok(outcome) => outcome.count(&mut report),
+                    Err(QueueError::StaleLease(id)) => {
+                        tracing::warn!(job = %id, "lease lost during dispatch")
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn dispatch(
+        &self,
+        lease: &Lease,
+        choice: Choice,
+        now_ms: u64,
+    ) -> Result<Outcome, QueueError> {
+        if lease.job.cancel_requested {
+            self.queue
+                .release(lease, "cancelled before dispatch", now_ms)
+                .await?;
+            return Ok(Outcome::Released);
+        }
+        let attempt = match choice {
+            Choice::Fail(reason) => {
+                self.queue
+                    .finish_leased(
+                        std::slice::from_ref(lease),
+                        JobState::Failed,
+                        &reason,
+                        now_ms,
+                    )
+                    .await?;
+                return Ok(Outcome::Failed);
+            }
+            Choice::Replay(attempt) => attempt,
+            Choice::New(cluster) => self.queue.record_attempt(lease, &cluster, now_ms).await?,
+        };
+        self.submit(lease, attempt, now_ms).await
+    }
+
+    async fn submit(
+        &self,
+        lease: &Lease,
+        attempt: Attempt,
+        now_ms: u64,
+    ) -> Result<Outcome, QueueError> {
+        let cluster = attempt.cluster.clone();
+        let Some(adapter) = self.clusters.adapter(&cluster) else {
+            self.queue
+                .release(
+                    lease,
+                    &format!("cluster {cluster} is no longer configured"),
+                    now_ms,
+                )
+                .await?;
+            return Ok(Outcome::Released);
+        };
+        let request = SubmitRequest {
+            submission_id: attempt.submission_id.clone(),
+            job_id: lease.job.id.clone(),
+            tenant: lease.job.tenant.clone(),
+            attempt: attempt.number,
+            spec: lease.job.spec.clone(),
+            extra_env: Default::default(),
+        };
+        let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
+        let result = tokio::time::timeout(self.settings.submit_timeout, adapter.submit(&request));
+        let result = tracing::Instrument::instrument(result, span).await;
+        let now = super::now_ms().max(now_ms);
+        match result {
+            Ok(Ok(ack)) => {
+                let reason = match ack {
+                    SubmitAck::Created => {
+                        format!("attempt {} submitted to {cluster}", attempt.number)
+                    }
+                    SubmitAck::AlreadyExists => format!(
+                        "attempt {} was already on {cluster}: adopted",
+                        attempt.number
+                    ),
+                };
+                self.queue.mark_submitted(lease, &reason, now).await?;
+                Ok(Outcome::Submitted)
+            }
+            Ok(Err(err)) if err.kind == ErrorKind::Rejected => {
+                let reason = format!(
+                    "{cluster} rejected attempt {}: {}",
+                    attempt.number, err.message
+                );
+                self.queue
+                    .finish_leased(std::slice::from_ref(lease), JobState::Failed, &reason, now)
+                    .await?;
+                Ok(Outcome::Failed)
+            }
+            Ok(Err(err)) => {
+                self.clusters.mark_failing(&cluster, &err.to_string());
+                let reason = format!(
+                    "{cluster} unavailable ({err}); attempt {} will be re-sent",
+                    attempt.number
+                );
+                self.queue.release(lease, &reason, now).await?;
+                Ok(Outcome::Released)
+            }
+            Err(_) => {
+                self.clusters.mark_failing(&cluster, "submit timed out");
+                let reason = format!(
+                    "{cluster} did not answer the submit in time; attempt {} will be re-sent",
+                    attempt.number
+                );
+                self.queue.release(lease, &reason, now).await?;
+                Ok(Outcome::Released)
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Submitted,
+    Failed,
+    Released,
+}
+
+impl Outcome {
+    fn count(self, report: &mut RoundReport) {
+        match self {
+            Outcome::Submitted => report.submitted += 1,
+            Outcome::Failed => report.failed += 1,
+            Outcome::Released => report.released += 1,
+        }
+    }
+}
+
+/// The job's last attempt when it was recorded but never confirmed submitted.
+fn unconfirmed_attempt(job: &Job) -> Option<&Attempt> {
+    job.attempts
+        .last()
+        .filter(|a| a.number == job.attempt && a.submitted_at_ms.is_none())
+}
+
+/// `fits no cluster: a: reason; b: reason`.
+pub fn explain(reasons: &[(String, String)]) -> String {
+    let parts: Vec<String> = reasons
+        .iter()
+        .map(|(c, why)| format!("{c}: {why}"))
+        .collect();
+    if parts.is_empty() {
+        "fits no cluster: no clusters are configured".to_string()
+    } else {
+        format!("fits no cluster: {}", parts.join("; "))
+    }
+}

@@ -1,0 +1,90 @@
+//! The broker's long-running loops, each a named task with its own span:
+//! - `snapshots`: refreshes every cluster's capacity snapshot;
+//! - `dispatch`: places queued jobs and submits them ([`dispatch`]);
+//! - `reconcile`: follows jobs on clusters, keeps logs, carries cancels,
+//!   collects orphans ([`reconcile`]).
+//!
+//! Every loop stops when the shutdown signal turns true.
+
+pub mod dispatch;
+pub mod reconcile;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use raybroker_queue::JobQueue;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::clusters::ClusterRegistry;
+pub use dispatch::{DispatchSettings, Dispatcher};
+pub use reconcile::{ReconcileSettings, Reconciler};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Settings of every loop.
+#[derive(Clone, Debug)]
+pub struct LoopSettings {
+    /// Pause between capacity snapshots.
+    pub snapshot_every: Duration,
+    /// The dispatch loop's.
+    pub dispatch: DispatchSettings,
+    /// The reconcile loop's.
+    pub reconcile: ReconcileSettings,
+}
+
+impl Default for LoopSettings {
+    fn default() -> Self {
+        LoopSettings {
+            snapshot_every: Duration::from_secs(2),
+            dispatch: DispatchSettings::default(),
+            reconcile: ReconcileSettings::default(),
+        }
+    }
+}
+
+/// Starts every loop; they end when `shutdown` turns true.
+pub fn spawn_all(
+    queue: JobQueue,
+    clusters: Arc<ClusterRegistry>,
+    settings: LoopSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let snapshots = {
+        let clusters = clusters.clone();
+        let mut shutdown = shutdown.clone();
+        let every = settings.snapshot_every;
+        async move {
+            loop {
+                clusters.refresh(now_ms()).await;
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }
+        .instrument(tracing::info_span!("loop", name = "snapshots"))
+    };
+    let dispatcher = Dispatcher::new(queue.clone(), clusters.clone(), settings.dispatch);
+    let reconciler = Reconciler::new(queue, clusters, settings.reconcile);
+    vec![
+        tokio::spawn(snapshots),
+        tokio::spawn(
+            dispatcher
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("loop", name = "dispatch")),
+        ),
+        tokio::spawn(
+            reconciler
+                .run(shutdown)
+                .instrument(tracing::info_span!("loop", name = "reconcile")),
+        ),
+    ]
+}
