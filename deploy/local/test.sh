@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): starts what the tests need, runs
+# `cargo test --workspace --all-targets` with any extra arguments, and stops
+# on exit exactly what it started (something already running is reused and
+# left running).
+#
+#   deploy/local/test.sh [cargo test args...]      e.g. test.sh -p raybroker-queue
+#
+# Environment:
+#   RAYBROKER_TEST_REDIS_URL   use this Redis and start none
+#   RAYBROKER_TEST_REDIS_PORT  port of the Redis it starts (default 6390)
+#   RAYBROKER_TEST_RAY=1       also start two Ray heads and export
+#                              RAYBROKER_TEST_RAY_A_URL (Ray 2.31.0, 4 x A100) and
+#                              RAYBROKER_TEST_RAY_B_URL (Ray 2.60.0, 2 x L4)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+HERE=$REPO/deploy/local
+CLEANUP=()  # commands to run on exit, last first
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+  local rc=$? i
+  trap - EXIT
+  for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do
+    log "cleanup: ${CLEANUP[i]}"
+    eval "${CLEANUP[i]}" || log "warning: cleanup step failed: ${CLEANUP[i]}"
+  done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -z ${RAYBROKER_TEST_REDIS_URL:-} ]]; then
+  port=${RAYBROKER_TEST_REDIS_PORT:-6390}
+  if "$HERE/redis.sh" status --port "$port" >/dev/null; then
+    log "reusing the redis already running on port $port"
+  else
+    CLEANUP+=("$(printf '%q ' "$HERE/redis.sh" stop --port "$port")")
+    "$HERE/redis.sh" start --port "$port"
+  fi
+  export RAYBROKER_TEST_REDIS_URL=redis://127.0.0.1:$port
+fi
+log "RAYBROKER_TEST_REDIS_URL=$RAYBROKER_TEST_REDIS_URL"
+
+# start_head VAR NAME ARGS...: starts (or reuses) a head and exports its URL.
+start_head() {
+  local var=$1 name=$2 url
+  shift 2
+  if ! "$HERE/ray.sh" status "$name" >/dev/null; then
+    CLEANUP+=("$(printf '%q ' "$HERE/ray.sh" stop "$name")")
+  fi
+  url=$("$HERE/ray.sh" start "$name" "$@")
+  export "$var=$url"
+  log "$var=$url"
+}
+
+if [[ ${RAYBROKER_TEST_RAY:-0} == 1 ]]; then
+  "$HERE/ray.sh" install "$RAY_VERSION_PINNED" "$RAY_VERSION_CURRENT"
+  start_head RAYBROKER_TEST_RAY_A_URL rbtest-a --version "$RAY_VERSION_PINNED" --index 10 --gpus 4 --gpu-model A100
+  start_head RAYBROKER_TEST_RAY_B_URL rbtest-b --version "$RAY_VERSION_CURRENT" --index 11 --gpus 2 --gpu-model L4
+fi
+
+cd "$REPO"
+started=$(now)
+rc=0
+run cargo test --workspace --all-targets "$@" || rc=$?
+log "cargo test exited $rc after $(elapsed_since "$started") s"
+exit "$rc"
