@@ -1,0 +1,145 @@
+//! raybroker's benchmark: figures, never pass/fail.
+//!
+//! One run measures, against the same Redis:
+//! - the yardstick: redis-benchmark LPUSH, unpipelined and 16-deep pipelined;
+//! - the queue cycle submit -> lease -> complete without HTTP;
+//! - Redis memory per queued job of a typical spec;
+//! - HTTP submit throughput and latency percentiles through the real service.
+//!
+//! `deploy/local/bench.sh` starts a durable Redis and runs this in release
+//! mode; docs/benchmarks.md records the results and how to reproduce them.
+
+mod http;
+mod queue_cycle;
+mod redis_baseline;
+
+use std::time::Duration;
+
+use clap::Parser;
+use raybroker_core::JobSpec;
+use serde::Serialize;
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Measure raybroker's queue and API against redis-benchmark")]
+struct Args {
+    /// Redis to measure against (use a dedicated instance: the memory figure
+    /// reads INFO memory).
+    #[arg(long, default_value = "redis://127.0.0.1:6391")]
+    redis_url: String,
+    /// Jobs through the queue cycle.
+    #[arg(long, default_value_t = 200_000)]
+    cycle_jobs: usize,
+    /// Jobs per script call in the batched cycle.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Concurrent workers in the cycle.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Jobs queued for the memory figure.
+    #[arg(long, default_value_t = 20_000)]
+    memory_jobs: usize,
+    /// HTTP submissions.
+    #[arg(long, default_value_t = 100_000)]
+    http_jobs: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Skip parts: any of baseline, cycle, memory, http.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Every figure of one run.
+#[derive(Serialize, Default, Debug)]
+struct Report {
+    redis_lpush_per_s: Option<f64>,
+    redis_lpush_pipelined16_per_s: Option<f64>,
+    cycle_batched_jobs_per_s: Option<f64>,
+    cycle_unbatched_jobs_per_s: Option<f64>,
+    memory_bytes_per_job: Option<f64>,
+    memory_job_hash_bytes: Option<u64>,
+    http: Option<http::HttpFigures>,
+}
+
+/// A job as Isaac Lab users submit them: a training command, a few env
+/// vars, GPUs of two accepted models, labels and an idempotency key.
+pub(crate) fn typical_spec(i: usize) -> JobSpec {
+    let yaml = format!(
+        r#"
+name: ant-ppo-{i}
+entrypoint: python scripts/reinforcement_learning/rsl_rl/train.py --task Isaac-Velocity-Rough-Anymal-C-v0 --headless --seed {i}
+runtime_env:
+  env_vars: {{WANDB_MODE: offline, OMP_NUM_THREADS: "8"}}
+  working_dir: s3://robotics-code/isaaclab-2025-11-20.zip
+resources: {{cpus: 8, memory: 32GiB, gpus: 1, gpu_types: "A100|H100"}}
+priority: 0
+max_retries: 2
+time_limit: 4h
+labels: {{project: locomotion, sweep: lr-search}}
+idempotency_key: ant-ppo-{i}
+"#
+    );
+    JobSpec::from_yaml(&yaml).expect("the typical spec parses")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let skip = |part: &str| args.skip.iter().any(|s| s == part);
+    let mut report = Report::default();
+    let url = args.redis_url.clone();
+
+    if !skip("baseline") {
+        let (plain, pipelined) = redis_baseline::lpush_rates(&url)?;
+        println!("redis-benchmark LPUSH            {plain:>12.0} ops/s (1 client, unpipelined... see below)");
+        println!("redis-benchmark LPUSH -P 16      {pipelined:>12.0} ops/s");
+        report.redis_lpush_per_s = Some(plain);
+        report.redis_lpush_pipelined16_per_s = Some(pipelined);
+    }
+    if !skip("cycle") {
+        let batched = queue_cycle::run(&url, args.cycle_jobs, args.batch, args.workers).await?;
+        println!(
+            "queue cycle, {} per call, {} workers {batched:>10.0} jobs/s",
+            args.batch, args.workers
+        );
+        let single =
+            queue_cycle::run(&url, (args.cycle_jobs / 10).max(1000), 1, args.workers).await?;
+        println!(
+            "queue cycle, 1 per call, {} workers   {single:>10.0} jobs/s",
+            args.workers
+        );
+        report.cycle_batched_jobs_per_s = Some(batched);
+        report.cycle_unbatched_jobs_per_s = Some(single);
+    }
+    if !skip("memory") {
+        let (per_job, hash) = queue_cycle::memory_per_job(&url, args.memory_jobs).await?;
+        println!(
+            "redis memory per queued job      {per_job:>12.0} bytes (job hash alone: {hash} bytes)"
+        );
+        report.memory_bytes_per_job = Some(per_job);
+        report.memory_job_hash_bytes = Some(hash);
+    }
+    if !skip("http") {
+        let figures = http::run(
+            &url,
+            args.http_jobs,
+            args.connections,
+            Duration::from_secs(120),
+        )
+        .await?;
+        println!(
+            "http submit, {} connections       {:>10.0} jobs/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  errors {}",
+            args.connections, figures.jobs_per_s, figures.p50_ms, figures.p99_ms, figures.p999_ms, figures.errors
+        );
+        report.http = Some(figures);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
+}
