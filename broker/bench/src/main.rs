@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
 
     if !skip("baseline") {
         let (plain, pipelined) = redis_baseline::lpush_rates(&url)?;
-        println!("redis-benchmark LPUSH            {plain:>12.0} ops/s (1 client, unpipelined... see below)");
+        println!("redis-benchmark LPUSH (50 clients) {plain:>12.0} ops/s");
         println!("redis-benchmark LPUSH -P 16      {pipelined:>12.0} ops/s");
         report.redis_lpush_per_s = Some(plain);
         report.redis_lpush_pipelined16_per_s = Some(pipelined);

@@ -39,14 +39,18 @@ pub(crate) fn job_from_fields(
             serde_json::from_str(text).map_err(|e| corrupt(format!("field 'attempts': {e}")))?
         }
     };
-    let history = match fields.get("history") {
-        None => Vec::new(),
-        Some(text) => text
-            .lines()
-            .map(serde_json::from_str::<Transition>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| corrupt(format!("field 'history': {e}")))?,
-    };
+    let mut numbered: Vec<(u32, &String)> = fields
+        .iter()
+        .filter_map(|(name, line)| Some((name.strip_prefix("h:")?.parse().ok()?, line)))
+        .collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    let history = numbered
+        .into_iter()
+        .map(|(n, line)| {
+            serde_json::from_str::<Transition>(line)
+                .map_err(|e| corrupt(format!("history field 'h:{n}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let exit_code = match fields.get("exit") {
         None => None,
         Some(text) => Some(
@@ -92,8 +96,13 @@ mod tests {
             ("name", "train"),
             ("spec", r#"{"entrypoint":"python train.py"}"#),
             ("attempts", "{}"),
+            ("nhist", "2"),
             (
-                "history",
+                "h:2",
+                r#"{"from":"queued","to":"cancelled","at_ms":1700000000001,"attempt":0,"reason":"by user"}"#,
+            ),
+            (
+                "h:1",
                 r#"{"to":"queued","at_ms":1700000000000,"attempt":0,"reason":"submitted"}"#,
             ),
         ]
@@ -108,7 +117,12 @@ mod tests {
     fn decodes_a_fresh_job() {
         let job = job_from_fields(ID, &fields()).unwrap();
         assert_eq!(job.state, JobState::Queued);
-        assert_eq!(job.history.len(), 1);
+        let reasons: Vec<_> = job.history.iter().map(|h| h.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["submitted", "by user"],
+            "in order of their numbers"
+        );
         assert!(job.attempts.is_empty());
         assert_eq!(job.spec.entrypoint, "python train.py");
     }

@@ -27,7 +27,8 @@ impl Keys {
     /// HASH, one per job: `tenant`, `state`, `seq` (creation order), `prio`,
     /// `fence` (bumped by every lease and reclaim), `attempt`, `cluster`,
     /// `cancel` ("1" when asked), `exit`, `reason`, `created`, `updated` (ms),
-    /// `name`, `spec` (JSON), `attempts` (JSON array), `history` (JSON lines),
+    /// `name`, `spec` (JSON), `attempts` (JSON array), `nhist` and `h:1`,
+    /// `h:2`, ... (one JSON state change each),
     /// `logcur` (see [`Keys::logs`]).
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{}", self.prefix, id)

@@ -9,6 +9,7 @@
 //! [`JobQueue::submit`] survives a Redis crash (see `docs/operations.md`).
 
 mod codec;
+mod conn;
 pub mod keys;
 mod queue;
 mod scripts;

@@ -10,6 +10,7 @@ use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 
 use crate::codec::job_from_fields;
+use crate::conn::{Conn, Multiplexed};
 use crate::keys::Keys;
 use crate::scripts::Scripts;
 
@@ -155,21 +156,38 @@ pub struct Page {
 #[derive(Clone)]
 pub struct JobQueue {
     pool: Pool,
+    mux: Option<std::sync::Arc<Multiplexed>>,
     keys: Keys,
     scripts: std::sync::Arc<Scripts>,
     config: QueueConfig,
 }
 
 impl JobQueue {
-    /// A queue over `pool` with `config`.
+    /// A queue whose every call takes a connection from `pool`.
     pub fn new(pool: Pool, config: QueueConfig) -> JobQueue {
         let keys = Keys::new(&config.key_prefix);
         JobQueue {
             pool,
+            mux: None,
             scripts: std::sync::Arc::new(Scripts::load()),
             keys,
             config,
         }
+    }
+
+    /// The production setup: short calls share `shared` multiplexed
+    /// connections to `url` (one round trip each, requests pipelined);
+    /// blocking reads use `pool`. Connections open on first use.
+    pub fn with_shared_connections(
+        url: &str,
+        shared: usize,
+        pool: Pool,
+        config: QueueConfig,
+    ) -> Result<JobQueue, QueueError> {
+        let client = redis::Client::open(url)?;
+        let mut queue = JobQueue::new(pool, config);
+        queue.mux = Some(std::sync::Arc::new(Multiplexed::new(client, shared)));
+        Ok(queue)
     }
 
     /// The key names this queue uses.
@@ -182,8 +200,8 @@ impl JobQueue {
         &self.config
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
-        Ok(self.pool.get().await?)
+    async fn conn(&self) -> Result<Conn, QueueError> {
+        Conn::take(self.mux.as_deref(), &self.pool).await
     }
 
     /// ARGV 1-4 shared by every script: job key base, state key base, stream length, now.
@@ -616,9 +634,10 @@ impl JobQueue {
             .ok_or_else(|| QueueError::NotFound(lease.job.id.clone()))
     }
 
-    /// Finishes leased jobs without a cluster (tests, benchmark, a job refused
-    /// everywhere): `dispatching -> succeeded | failed | cancelled`, in one
-    /// script call. Fails on the first lease that was lost.
+    /// Ends leased jobs without a cluster (a job no cluster can run or one
+    /// refused, tests, the benchmark): `dispatching -> failed | cancelled`, in
+    /// one script call. A job never succeeds without running. Fails on the
+    /// first lease that was lost.
     pub async fn finish_leased(
         &self,
         leases: &[Lease],
@@ -798,7 +817,7 @@ impl JobQueue {
         if !block.is_zero() {
             options = options.block(block.as_millis() as usize);
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.pool.get().await?;
         let reply: Option<StreamReadReply> = conn
             .xread_options(&[self.keys.events()], &[cursor], &options)
             .await?;

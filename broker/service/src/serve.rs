@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 /// How long taking a connection from the pool may wait before the request
 /// is answered 503.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+/// Multiplexed Redis connections shared by all short calls.
+const SHARED_CONNECTIONS: usize = 4;
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -85,7 +87,15 @@ fn connect_queue(config: &Config) -> anyhow::Result<JobQueue> {
     .create_pool(Some(Runtime::Tokio1))
     // The error may quote the URL, which may hold a password: say less.
     .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))?;
-    Ok(JobQueue::new(pool, config.queue_config()))
+    // Short calls share a few multiplexed connections (one round trip each,
+    // concurrent requests pipelined); the pool serves blocking reads.
+    JobQueue::with_shared_connections(
+        &config.redis.url,
+        SHARED_CONNECTIONS,
+        pool,
+        config.queue_config(),
+    )
+    .map_err(|_| anyhow::anyhow!("cannot use redis.url; check its form (redis://host:port)"))
 }
 
 /// Completes on the first SIGINT or SIGTERM, and arms a second one to exit

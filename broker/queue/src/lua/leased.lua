@@ -10,7 +10,7 @@
 --   release   -                    back to queued (cancelled if a cancel is pending)
 --   attempt   "N cluster sid"      record attempt N (must be current + 1) on cluster
 --   submitted -                    the cluster accepted the attempt: -> submitted
---   finish    terminal state       -> succeeded | failed | cancelled without a cluster
+--   finish    terminal state       -> failed | cancelled without a cluster
 -- Returns one reply per job: {'ok', detail} | {'stale'} | {'not_found'} | {'conflict', why}
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, op, arg, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -61,7 +61,7 @@ local function one(id, fence)
     move(jk, id, 'dispatching', 'submitted', now, reason, state_base, KEYS[2], maxlen)
     return {'ok', 'submitted'}
   elseif op == 'finish' then
-    if not allowed('dispatching', arg) or (arg ~= 'succeeded' and arg ~= 'failed' and arg ~= 'cancelled') then
+    if not allowed('dispatching', arg) or (arg ~= 'failed' and arg ~= 'cancelled') then
       return {'conflict', 'cannot finish a dispatching job as ' .. arg}
     end
     redis.call('ZREM', KEYS[1], id)

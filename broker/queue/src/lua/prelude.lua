@@ -24,10 +24,10 @@ end
 local function record(jk, id, tenant, from, to, now, attempt, reason, events, maxlen)
   local entry = {to = to, at_ms = tonumber(now), attempt = tonumber(attempt), reason = reason}
   if from then entry.from = from end
-  local line = cjson.encode(entry)
-  local old = redis.call('HGET', jk, 'history')
-  if old then line = old .. '\n' .. line end
-  redis.call('HSET', jk, 'history', line)
+  -- One field per change (h:1, h:2, ...): appending never rewrites the
+  -- earlier history, in memory or in the AOF.
+  local n = redis.call('HINCRBY', jk, 'nhist', 1)
+  redis.call('HSET', jk, 'h:' .. n, cjson.encode(entry))
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
     'job', id, 'tenant', tenant, 'from', from or '', 'to', to,
     'attempt', attempt, 'reason', reason, 'at', now)
