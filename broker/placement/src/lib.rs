@@ -278,8 +278,8 @@ pub fn place(resources: &Resources, placement: &Placement, clusters: &[ClusterVi
 }
 
 /// Takes a placed job's resources off the chosen nodes' free capacity, so
-/// later decisions in the same round see what is left. Counts one more
-/// pending job on the cluster.
+/// later decisions see what is left. The job was placed on free capacity,
+/// so it starts rather than waits: the cluster's pending count is unchanged.
 pub fn reserve(snapshot: &mut CapacitySnapshot, resources: &Resources, nodes: &[String]) {
     for node in snapshot.nodes.iter_mut().filter(|n| nodes.contains(&n.id)) {
         let free = &mut node.free;
@@ -292,7 +292,6 @@ pub fn reserve(snapshot: &mut CapacitySnapshot, resources: &Resources, nodes: &[
             }
         }
     }
-    snapshot.pending_jobs += 1;
 }
 
 #[cfg(test)]

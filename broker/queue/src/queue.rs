@@ -410,7 +410,10 @@ impl JobQueue {
         now_ms: u64,
     ) -> Result<CancelOutcome, QueueError> {
         let mut invocation = self.scripts.cancel.prepare_invoke();
-        invocation.key(self.keys.cancels()).key(self.keys.events());
+        invocation
+            .key(self.keys.cancels())
+            .key(self.keys.events())
+            .key(self.keys.ready_tenants());
         self.common_args(&mut invocation, now_ms);
         invocation
             .arg(self.ready_base())
@@ -480,6 +483,9 @@ impl JobQueue {
         let ids: Vec<String> = conn
             .zrange(self.keys.ready(tenant), 0, max.saturating_sub(1) as isize)
             .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new()); // an empty pipeline is an error in Redis
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("HGETALL")

@@ -262,6 +262,11 @@ async fn cancel_depends_on_where_the_job_is() {
     assert_eq!(out.effect, CancelEffect::Cancelled);
     assert_eq!(out.job.state, JobState::Cancelled);
     assert!(
+        q.ready_tenants().await.unwrap().is_empty(),
+        "no queued job left"
+    );
+    assert!(q.peek(&t, 10).await.unwrap().is_empty());
+    assert!(
         q.lease(&t, 10, now).await.unwrap().is_empty(),
         "a cancelled job is never dispatched"
     );

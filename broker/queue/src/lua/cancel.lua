@@ -1,7 +1,7 @@
 -- Cancels a job: a queued one at once; one that is dispatching or on a
 -- cluster is marked, and the loops carry the cancel to the cluster; a
 -- finished one is left as it is. Asking twice changes nothing more.
--- KEYS: 1 cancels SET, 2 events STREAM
+-- KEYS: 1 cancels SET, 2 events STREAM, 3 ready-tenants SET
 -- ARGV: 1 job key base, 2 state key base, 3 stream max len, 4 now ms,
 --       5 ready key base, 6 job id, 7 reason
 -- Returns {'cancelled'} | {'requested'} | {'already_finished'} | {'not_found'}
@@ -16,6 +16,7 @@ if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
 end
 if state == 'queued' then
   redis.call('ZREM', ready_base .. f[2], id)
+  if redis.call('ZCARD', ready_base .. f[2]) == 0 then redis.call('SREM', KEYS[3], f[2]) end
   move(jk, id, 'queued', 'cancelled', now, reason, state_base, KEYS[2], maxlen)
   return {'cancelled'}
 end
