@@ -45,7 +45,12 @@ pub async fn run(url: &str, jobs: usize, batch: usize, workers: usize) -> anyhow
                     .await?;
                 let leases = queue.lease(&tenant, n, now_ms()).await?;
                 queue
-                    .finish_leased(&leases, JobState::Failed, "benchmark: completed without a cluster", now_ms())
+                    .finish_leased(
+                        &leases,
+                        JobState::Failed,
+                        "benchmark: completed without a cluster",
+                        now_ms(),
+                    )
                     .await?;
                 done += leases.len();
             }

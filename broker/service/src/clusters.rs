@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use raybroker_adapter::{CapacitySnapshot, ClusterAdapter};
+use raybroker_core::Resources;
 use raybroker_placement::ClusterView;
 use serde::Serialize;
 
@@ -145,6 +146,21 @@ impl ClusterRegistry {
             let mut health = entry.health.write().unwrap_or_else(|e| e.into_inner());
             health.last_ok_ms = None;
             health.last_error = Some(error.to_string());
+        }
+    }
+
+    /// Takes a job placed on `nodes` off the cluster's last snapshot, so that
+    /// dispatch rounds before the next snapshot (several run per snapshot)
+    /// see that capacity as used. Only its resources count: it was placed on
+    /// free capacity, so it starts rather than waits. The next snapshot
+    /// replaces the estimate with what the cluster reports.
+    pub fn reserve(&self, name: &str, resources: &Resources, nodes: &[String]) {
+        let Some(entry) = self.entries.iter().find(|e| e.meta.name == name) else {
+            return;
+        };
+        let mut health = entry.health.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(snapshot) = health.snapshot.as_mut() {
+            raybroker_placement::reserve(snapshot, resources, nodes);
         }
     }
 

@@ -44,8 +44,12 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// GPU models accepted beyond raybroker_core's built-in ones.
     pub gpu_models: Vec<GpuModel>,
-    /// The clusters jobs may be placed on (metadata only for now).
+    /// The clusters jobs may be placed on.
     pub clusters: Vec<ClusterConfig>,
+    /// Tag on everything this broker creates on a cluster.
+    pub origin: String,
+    /// How often the loops run.
+    pub loops: crate::loops::LoopSettings,
 }
 
 /// The `redis` section.
@@ -123,6 +127,17 @@ pub struct ClusterConfig {
     /// Free key/values that placement constraints match.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Jobs the cluster may hold pending beyond what it can start now
+    /// (admission control: the queue stays in the broker).
+    #[serde(default = "file::default_pending_allowance")]
+    pub pending_allowance: u32,
+    /// The `ray` section of a `kind: ray` cluster, as written; read into
+    /// [`ClusterConfig::ray_config`] during validation.
+    #[serde(default, rename = "ray")]
+    pub ray_section: Option<serde_norway::Value>,
+    /// The checked settings of a `kind: ray` cluster.
+    #[serde(skip)]
+    pub ray_config: Option<raybroker_ray::RayClusterConfig>,
 }
 
 /// Why a config could not be loaded. Every variant names the source and says

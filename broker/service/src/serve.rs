@@ -17,12 +17,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState, EventHub};
-use crate::config::Config;
+use crate::clusters::{ClusterMeta, ClusterRegistry};
+use crate::config::{ClusterKind, Config};
 use crate::metrics::Metrics;
+use raybroker_adapter::ClusterAdapter;
+use raybroker_ray::RayAdapter;
 
 /// How long taking a connection from the pool may wait before the request
 /// is answered 503.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for one cluster's capacity snapshot.
+const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Multiplexed Redis connections shared by all short calls.
 const SHARED_CONNECTIONS: usize = 4;
 /// How long connecting to Redis may take.
@@ -39,10 +44,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let queue = connect_queue(&config)?;
+    let clusters = Arc::new(build_clusters(&config)?);
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::new());
     let events = EventHub::start(queue.clone(), metrics.clone(), stopping_rx.clone());
-    let state = AppState::new(config, queue, metrics, events, stopping_rx);
+    let loops = crate::loops::spawn_all(
+        queue.clone(),
+        clusters.clone(),
+        config.loops.clone(),
+        stopping_rx.clone(),
+    );
+    let state = AppState::new(config, queue, metrics, clusters, events, stopping_rx);
     let app = api::router(state);
 
     let addr = listener.local_addr().context("listener has no address")?;
@@ -57,8 +69,41 @@ pub async fn run(
         })
         .await
         .context("http server failed")?;
-    tracing::info!("raybroker api stopped");
+    for task in loops {
+        let _ = task.await;
+    }
+    tracing::info!("raybroker stopped");
     Ok(())
+}
+
+/// An adapter for every configured cluster.
+pub fn build_clusters(config: &Config) -> anyhow::Result<ClusterRegistry> {
+    let mut entries: Vec<(ClusterMeta, Arc<dyn ClusterAdapter>)> = Vec::new();
+    for cluster in &config.clusters {
+        let adapter: Arc<dyn ClusterAdapter> = match (&cluster.kind, &cluster.ray_config) {
+            (ClusterKind::Ray, Some(ray)) => Arc::new(
+                RayAdapter::new(cluster.name.clone(), ray.clone())
+                    .with_context(|| format!("cluster {}", cluster.name))?,
+            ),
+            (kind, _) => {
+                anyhow::bail!("cluster {}: no adapter for {kind:?} clusters", cluster.name)
+            }
+        };
+        let meta = ClusterMeta {
+            name: cluster.name.clone(),
+            kind: format!("{:?}", cluster.kind).to_lowercase(),
+            tier: cluster.tier,
+            cost_per_gpu_hour: cluster.cost_per_gpu_hour,
+            labels: cluster.labels.clone(),
+            pending_allowance: cluster.pending_allowance,
+        };
+        entries.push((meta, adapter));
+    }
+    Ok(ClusterRegistry::new(
+        entries,
+        config.loops.snapshot_max_age,
+        CLUSTER_CALL_TIMEOUT,
+    ))
 }
 
 /// Loads the config at `path`, binds its `listen` address and serves until

@@ -36,6 +36,7 @@ pub(crate) struct ErrorBody {
 pub(crate) struct ErrorDetail {
     /// Stable code: `malformed`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `too_large`, `unsupported_media_type`, `invalid`,
+    /// `unschedulable`,
     /// `conflict`, `unavailable` or `internal`.
     #[schema(example = "invalid")]
     code: String,
@@ -129,6 +130,26 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
             format!("invalid job: {}", summary.join("; ")),
+        );
+        err.fields = fields;
+        err
+    }
+
+    /// 422: the job is valid but no configured cluster could ever run it;
+    /// one entry per cluster says why.
+    pub(crate) fn unschedulable(reasons: &[(String, String)]) -> ApiError {
+        let fields: Vec<FieldError> = reasons
+            .iter()
+            .map(|(cluster, why)| FieldError::new("resources", format!("cluster {cluster}: {why}")))
+            .collect();
+        let summary: Vec<String> = reasons
+            .iter()
+            .map(|(c, why)| format!("{c}: {why}"))
+            .collect();
+        let mut err = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unschedulable",
+            format!("no cluster can run this job: {}", summary.join("; ")),
         );
         err.fields = fields;
         err

@@ -15,6 +15,7 @@ use super::error::{is_unavailable, ApiError, ErrorBody};
 use super::{now_ms, AppState};
 use crate::auth::Caller;
 use crate::metrics::RejectReason;
+use raybroker_placement::static_fit;
 
 /// Default and largest page sizes of a listing.
 const DEFAULT_PAGE: usize = 50;
@@ -108,6 +109,24 @@ pub(crate) async fn submit_job(
     })?;
     validate(&spec, &state.validation)
         .map_err(|fields| reject(RejectReason::Invalid, ApiError::invalid(fields)))?;
+    // A job no configured cluster could ever run is refused now, with each
+    // cluster's reason, rather than queued forever. Clusters not seen yet get
+    // the benefit of the doubt.
+    let views = state.clusters.views(now_ms());
+    let never: Vec<(String, String)> = views
+        .iter()
+        .filter_map(|view| {
+            static_fit(&spec.resources, &spec.placement, view)
+                .err()
+                .map(|why| (view.name.clone(), why))
+        })
+        .collect();
+    if !views.is_empty() && never.len() == views.len() {
+        return Err(reject(
+            RejectReason::Invalid,
+            ApiError::unschedulable(&never),
+        ));
+    }
 
     let outcome = state
         .queue

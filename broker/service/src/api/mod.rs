@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, Caller};
+use crate::clusters::ClusterRegistry;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -27,6 +28,7 @@ mod error;
 mod events;
 mod hub;
 mod jobs;
+mod logs;
 mod system;
 
 pub(crate) use error::ApiError;
@@ -51,6 +53,9 @@ pub(crate) struct Shared {
     pub(crate) validation: ValidationContext,
     /// Prometheus metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// The clusters and their latest snapshots (submit-time fit checks, the
+    /// cluster list).
+    pub(crate) clusters: Arc<ClusterRegistry>,
     /// Live job events for event streams.
     pub(crate) events: EventHub,
     /// Becomes `true` when the server starts shutting down; long-lived
@@ -64,6 +69,7 @@ impl AppState {
         config: Config,
         queue: JobQueue,
         metrics: Arc<Metrics>,
+        clusters: Arc<ClusterRegistry>,
         events: EventHub,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -76,6 +82,7 @@ impl AppState {
                 auth,
                 validation,
                 metrics,
+                clusters,
                 events,
                 shutdown,
             }),
@@ -99,6 +106,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(events::job_events))
+        .route("/v1/jobs/{id}/logs", get(logs::job_logs))
         .route("/v1/clusters", get(system::list_clusters))
         .route("/v1/openapi.json", get(system::openapi_json))
         .route("/healthz", get(system::healthz))

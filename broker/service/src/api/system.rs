@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
-use super::{events, jobs, AppState};
+use super::{events, jobs, logs, AppState};
 use crate::auth::Caller;
 use crate::config::ClusterKind;
 
@@ -25,6 +25,7 @@ use crate::config::ClusterKind;
         jobs::get_job,
         jobs::cancel_job,
         events::job_events,
+        logs::job_logs,
         list_clusters,
         healthz,
         readyz,
@@ -78,6 +79,25 @@ pub(crate) struct ClusterView {
     cost_per_gpu_hour: f64,
     /// Its labels.
     labels: BTreeMap<String, String>,
+    /// True while it takes new jobs (its capacity snapshot is fresh).
+    healthy: bool,
+    /// Why it is unhealthy, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// The backend's version, once seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    /// GPUs by model: total and free now, from the last snapshot.
+    gpus: BTreeMap<String, GpuCount>,
+}
+
+/// GPUs of one model on a cluster.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GpuCount {
+    /// How many the cluster has.
+    total: f64,
+    /// How many are free now.
+    free: f64,
 }
 
 /// The configured clusters.
@@ -106,16 +126,39 @@ pub(crate) async fn list_clusters(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Json<ClusterList> {
+    let statuses = state.clusters.statuses(super::now_ms());
     let clusters = state
         .config
         .clusters
         .iter()
-        .map(|c| ClusterView {
-            name: c.name.clone(),
-            kind: c.kind,
-            tier: c.tier,
-            cost_per_gpu_hour: c.cost_per_gpu_hour,
-            labels: c.labels.clone(),
+        .map(|c| {
+            let status = statuses.iter().find(|s| s.name == c.name);
+            ClusterView {
+                name: c.name.clone(),
+                kind: c.kind,
+                tier: c.tier,
+                cost_per_gpu_hour: c.cost_per_gpu_hour,
+                labels: c.labels.clone(),
+                healthy: status.is_some_and(|s| s.healthy),
+                last_error: status.and_then(|s| s.health.last_error.clone()),
+                version: status.and_then(|s| s.version.clone()),
+                gpus: status
+                    .map(|s| {
+                        s.gpus
+                            .iter()
+                            .map(|(model, (total, free))| {
+                                (
+                                    model.clone(),
+                                    GpuCount {
+                                        total: *total,
+                                        free: *free,
+                                    },
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
         })
         .collect();
     Json(ClusterList { clusters })

@@ -11,7 +11,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::error::{CliError, ErrorKind};
-use super::wire::{CancelReply, ClusterList, ErrorBody, JobPage};
+use super::wire::{CancelReply, ClusterList, ErrorBody, JobPage, LogsReply};
 
 /// How long to wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,6 +134,15 @@ impl Client {
     pub async fn cancel(&self, id: &JobId) -> Result<Reply<CancelReply>, CliError> {
         let request = self.request(Method::POST, &format!("v1/jobs/{id}/cancel"))?;
         self.call(request, &format!("cancel job {id}")).await
+    }
+
+    /// `GET /v1/jobs/{id}/logs?offset=N`.
+    pub async fn logs(&self, id: &JobId, offset: u64) -> Result<Reply<LogsReply>, CliError> {
+        let request = self
+            .request(Method::GET, &format!("v1/jobs/{id}/logs"))?
+            .query(&[("offset", offset)]);
+        self.call(request, &format!("read the log of job {id}"))
+            .await
     }
 
     /// `GET /v1/clusters`.

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod jobs;
+pub mod logs;
 pub mod output;
 pub mod spec;
 pub mod sse;
@@ -135,6 +136,8 @@ pub enum ClientCommand {
     Cancel(JobArg),
     /// Follow a job's state changes until it finishes; exit 0 only if it succeeded.
     Watch(JobArg),
+    /// Print a job's log, kept by the broker (`--follow` until it finishes).
+    Logs(logs::LogsArgs),
     /// List the configured clusters.
     Clusters,
 }
@@ -243,6 +246,7 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<ExitCode, CliEr
             ClientCommand::List(args) => jobs::list(&ctx, args).await,
             ClientCommand::Cancel(arg) => jobs::cancel(&ctx, &arg.job).await,
             ClientCommand::Watch(arg) => watch::run(&ctx, &arg.job).await,
+            ClientCommand::Logs(args) => logs::run(&ctx, args).await,
             ClientCommand::Clusters => jobs::clusters(&ctx).await,
         }
     })

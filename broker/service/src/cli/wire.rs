@@ -135,3 +135,14 @@ mod tests {
         assert_eq!(effect, CancelEffect::AlreadyFinished);
     }
 }
+
+/// `GET /v1/jobs/{id}/logs`.
+#[derive(Debug, Deserialize)]
+pub struct LogsReply {
+    /// Log text from the offset asked for.
+    pub text: String,
+    /// Where to continue.
+    pub next_offset: u64,
+    /// True once the job has finished.
+    pub complete: bool,
+}

@@ -9,8 +9,8 @@ use raybroker_core::{Bytes, FieldError, GpuModel, TenantId};
 use serde::Deserialize;
 
 use super::{
-    ApiSettings, ClusterConfig, Config, QueueSettings, RedisConfig, Tenant, CONFIG_VERSION,
-    MIN_TOKEN_LEN,
+    ApiSettings, ClusterConfig, ClusterKind, Config, QueueSettings, RedisConfig, Tenant,
+    CONFIG_VERSION, MIN_TOKEN_LEN,
 };
 use crate::auth::TokenHash;
 
@@ -32,6 +32,22 @@ pub(super) struct ConfigFile {
     gpu_models: Vec<String>,
     #[serde(default)]
     clusters: Vec<ClusterConfig>,
+    #[serde(default = "default_origin")]
+    origin: String,
+    #[serde(default)]
+    loops: LoopsSection,
+}
+
+/// The `loops` section as written: how often each loop runs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoopsSection {
+    snapshot_every: Option<String>,
+    snapshot_max_age: Option<String>,
+    dispatch_every: Option<String>,
+    reconcile_every: Option<String>,
+    lost_grace: Option<String>,
+    gc_every: Option<String>,
 }
 
 /// The `queue` section as written; durations are read during validation so
@@ -181,8 +197,24 @@ impl ConfigFile {
             }
         }
 
+        if self.origin.is_empty()
+            || self.origin.len() > 128
+            || self.origin.contains(char::is_whitespace)
+        {
+            bad(
+                "origin",
+                "must be 1-128 characters without whitespace, e.g. raybroker-prod".into(),
+            );
+        }
+        let loops = self.loops.read(&mut bad);
+        let mut clusters = self.clusters;
+        for (i, cluster) in clusters.iter_mut().enumerate() {
+            let at = format!("clusters[{i}]");
+            cluster.read_backend(&at, &self.origin, &mut bad);
+        }
+
         let mut names = BTreeSet::new();
-        for (i, cluster) in self.clusters.iter().enumerate() {
+        for (i, cluster) in clusters.iter().enumerate() {
             let at = format!("clusters[{i}]");
             if !is_dns_label(&cluster.name) {
                 bad(&format!("{at}.name"), format!("'{}' is not a cluster name: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", cluster.name));
@@ -221,8 +253,94 @@ impl ConfigFile {
             api: self.api,
             tenants,
             gpu_models,
-            clusters: self.clusters,
+            clusters,
+            origin: self.origin,
+            loops,
         })
+    }
+}
+
+impl LoopsSection {
+    /// The loop settings, defaults for what is not given.
+    fn read(&self, bad: &mut dyn FnMut(&str, String)) -> crate::loops::LoopSettings {
+        let mut settings = crate::loops::LoopSettings::default();
+        let mut set = |field: &str, text: &Option<String>, target: &mut Duration| {
+            if let Some(text) = text {
+                match humantime::parse_duration(text) {
+                    Ok(d) if !d.is_zero() => *target = d,
+                    _ => bad(
+                        &format!("loops.{field}"),
+                        format!("'{text}' is not a positive duration; write e.g. 500ms or 30s"),
+                    ),
+                }
+            }
+        };
+        set(
+            "snapshot_every",
+            &self.snapshot_every,
+            &mut settings.snapshot_every,
+        );
+        set(
+            "snapshot_max_age",
+            &self.snapshot_max_age,
+            &mut settings.snapshot_max_age,
+        );
+        set(
+            "dispatch_every",
+            &self.dispatch_every,
+            &mut settings.dispatch.tick,
+        );
+        set(
+            "reconcile_every",
+            &self.reconcile_every,
+            &mut settings.reconcile.tick,
+        );
+        set(
+            "lost_grace",
+            &self.lost_grace,
+            &mut settings.reconcile.lost_grace,
+        );
+        set("gc_every", &self.gc_every, &mut settings.reconcile.gc_every);
+        settings
+    }
+}
+
+impl ClusterConfig {
+    /// Reads the backend section that goes with `kind`; the broker's origin
+    /// is filled in unless the section sets its own.
+    fn read_backend(&mut self, at: &str, origin: &str, bad: &mut dyn FnMut(&str, String)) {
+        match self.kind {
+            ClusterKind::Ray => {
+                let Some(mut section) = self.ray_section.clone() else {
+                    bad(&format!("{at}.ray"), "a `kind: ray` cluster needs a `ray:` section with at least `address: http://HEAD:8265`".into());
+                    return;
+                };
+                if let serde_norway::Value::Mapping(map) = &mut section {
+                    let key = serde_norway::Value::String("origin".into());
+                    if !map.contains_key(&key) {
+                        map.insert(key, serde_norway::Value::String(origin.to_string()));
+                    }
+                }
+                match serde_norway::from_value::<raybroker_ray::RayClusterConfig>(section) {
+                    Ok(config) => match config.validate() {
+                        Ok(()) => self.ray_config = Some(config),
+                        Err(err) => bad(&format!("{at}.ray"), err.to_string()),
+                    },
+                    Err(err) => bad(&format!("{at}.ray"), err.to_string()),
+                }
+            }
+            other => {
+                if self.ray_section.is_some() {
+                    bad(&format!("{at}.ray"), format!("only `kind: ray` clusters take a `ray:` section, this one is {other:?}"));
+                }
+                bad(
+                    &format!("{at}.kind"),
+                    format!(
+                        "{other:?} clusters are not supported by this version yet; use `kind: ray`"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -285,6 +403,14 @@ fn is_dns_label(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn default_origin() -> String {
+    "raybroker".to_string()
+}
+
+pub(super) fn default_pending_allowance() -> u32 {
+    2
 }
 
 fn default_listen() -> String {

@@ -39,10 +39,13 @@ clusters:
     tier: 0
     cost_per_gpu_hour: 0.0
     labels: {{site: onprem}}
+    ray: {{address: "http://127.0.0.1:8265"}}
   - name: gke-burst
-    kind: kuberay
+    kind: ray
     tier: 1
     cost_per_gpu_hour: 2.5
+    pending_allowance: 4
+    ray: {{address: "http://10.1.2.3:8265", gpu_model_resource: custom, origin: burst-broker}}
 "#,
         hash_token("robotics-token-0123456789")
     )
@@ -79,7 +82,7 @@ fn the_example_loads() {
     assert!(ctx.gpu_models.contains(&GpuModel::parse("G3").unwrap()));
     assert!(ctx.gpu_models.contains(&GpuModel::parse("A100").unwrap()));
     assert!(ctx.clusters.contains("gke-burst"));
-    assert_eq!(config.clusters[1].kind, ClusterKind::Kuberay);
+    assert_eq!(config.clusters[1].kind, ClusterKind::Ray);
     assert_eq!(config.queue_config().key_prefix, "rb");
 }
 
@@ -123,9 +126,55 @@ fn parse_errors_name_the_field() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("redis.pool_size"), "{err}");
 
-    let text = example().replace("kind: kuberay", "kind: nomad");
+    let text = example().replace("kind: ray\n    tier: 1", "kind: nomad\n    tier: 1");
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("clusters[1].kind"), "{err}");
+}
+
+#[test]
+fn cluster_backends_are_read_and_checked() {
+    let config = parse(&example()).unwrap();
+    let a = config.clusters[0]
+        .ray_config
+        .as_ref()
+        .expect("ray settings read");
+    assert_eq!(a.origin, "raybroker", "the broker's origin is filled in");
+    let b = config.clusters[1].ray_config.as_ref().unwrap();
+    assert_eq!(b.origin, "burst-broker", "a section may set its own");
+    assert_eq!(config.clusters[1].pending_allowance, 4);
+    assert_eq!(config.clusters[0].pending_allowance, 2);
+
+    let no_section = example().replace("    ray: {address: \"http://127.0.0.1:8265\"}\n", "");
+    assert_eq!(invalid_fields(&no_section), ["clusters[0].ray"]);
+    let bad_address = example().replace("http://127.0.0.1:8265", "ftp://head");
+    assert_eq!(invalid_fields(&bad_address), ["clusters[0].ray"]);
+    let unknown = example().replace(
+        "gpu_model_resource: custom",
+        "gpu_model_resource: custom, colour: red",
+    );
+    assert_eq!(invalid_fields(&unknown), ["clusters[1].ray"]);
+    let slurm = example().replace("kind: ray\n    tier: 1", "kind: slurm\n    tier: 1");
+    let fields = invalid_fields(&slurm);
+    assert!(
+        fields.contains(&"clusters[1].kind".to_string()),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn loop_timings_are_read() {
+    let text = example() + "loops: {dispatch_every: 50ms, lost_grace: 2m}\n";
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.loops.dispatch.tick,
+        std::time::Duration::from_millis(50)
+    );
+    assert_eq!(
+        config.loops.reconcile.lost_grace,
+        std::time::Duration::from_secs(120)
+    );
+    let bad = example() + "loops: {dispatch_every: soon}\n";
+    assert_eq!(invalid_fields(&bad), ["loops.dispatch_every"]);
 }
 
 #[test]

@@ -140,6 +140,7 @@ impl Dispatcher {
                         {
                             reserve(snapshot, &job.spec.resources, &nodes);
                         }
+                        self.clusters.reserve(&cluster, &job.spec.resources, &nodes);
                         choices.insert(job.id.clone(), Choice::New(cluster));
                     }
                     Decision::Wait { .. } => report.waiting += 1,
@@ -226,7 +227,6 @@ impl Dispatcher {
         let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
         let result = tokio::time::timeout(self.settings.submit_timeout, adapter.submit(&request));
         let result = tracing::Instrument::instrument(result, span).await;
-        let now = super::now_ms().max(now_ms);
         match result {
             Ok(Ok(ack)) => {
                 let reason = match ack {
@@ -238,7 +238,7 @@ impl Dispatcher {
                         attempt.number
                     ),
                 };
-                self.queue.mark_submitted(lease, &reason, now).await?;
+                self.queue.mark_submitted(lease, &reason, now_ms).await?;
                 Ok(Outcome::Submitted)
             }
             Ok(Err(err)) if err.kind == ErrorKind::Rejected => {
@@ -247,7 +247,12 @@ impl Dispatcher {
                     attempt.number, err.message
                 );
                 self.queue
-                    .finish_leased(std::slice::from_ref(lease), JobState::Failed, &reason, now)
+                    .finish_leased(
+                        std::slice::from_ref(lease),
+                        JobState::Failed,
+                        &reason,
+                        now_ms,
+                    )
                     .await?;
                 Ok(Outcome::Failed)
             }
@@ -257,7 +262,7 @@ impl Dispatcher {
                     "{cluster} unavailable ({err}); attempt {} will be re-sent",
                     attempt.number
                 );
-                self.queue.release(lease, &reason, now).await?;
+                self.queue.release(lease, &reason, now_ms).await?;
                 Ok(Outcome::Released)
             }
             Err(_) => {
@@ -266,7 +271,7 @@ impl Dispatcher {
                     "{cluster} did not answer the submit in time; attempt {} will be re-sent",
                     attempt.number
                 );
-                self.queue.release(lease, &reason, now).await?;
+                self.queue.release(lease, &reason, now_ms).await?;
                 Ok(Outcome::Released)
             }
         }

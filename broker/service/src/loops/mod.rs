@@ -34,6 +34,8 @@ pub fn now_ms() -> u64 {
 pub struct LoopSettings {
     /// Pause between capacity snapshots.
     pub snapshot_every: Duration,
+    /// A cluster whose last good snapshot is older leaves placement.
+    pub snapshot_max_age: Duration,
     /// The dispatch loop's.
     pub dispatch: DispatchSettings,
     /// The reconcile loop's.
@@ -44,6 +46,7 @@ impl Default for LoopSettings {
     fn default() -> Self {
         LoopSettings {
             snapshot_every: Duration::from_secs(2),
+            snapshot_max_age: Duration::from_secs(10),
             dispatch: DispatchSettings::default(),
             reconcile: ReconcileSettings::default(),
         }

@@ -321,10 +321,9 @@ impl Reconciler {
         exit: Option<i32>,
         now_ms: u64,
     ) -> Result<(), QueueError> {
-        let now = super::now_ms().max(now_ms);
         let ended = self
             .queue
-            .update_attempt(&job.id, job.attempt, to, reason, exit, now)
+            .update_attempt(&job.id, job.attempt, to, reason, exit, now_ms)
             .await?;
         tracing::info!(job = %job.id, attempt = job.attempt, from = %job.state, to = %ended, reason, "job changed on cluster");
         Ok(())

@@ -78,8 +78,8 @@ tenants:
   - {{name: ops, admin: true, token_sha256: "{ops}"}}
 gpu_models: [G2]
 clusters:
-  - {{name: onprem-a, kind: ray, tier: 0, labels: {{site: onprem}}}}
-  - {{name: gke-burst, kind: kuberay, tier: 1, cost_per_gpu_hour: 2.5}}
+  - {{name: onprem-a, kind: ray, tier: 0, labels: {{site: onprem}}, ray: {{address: "http://127.0.0.1:9"}}}}
+  - {{name: gke-burst, kind: ray, tier: 1, cost_per_gpu_hour: 2.5, ray: {{address: "http://127.0.0.1:9"}}}}
 "#,
             url = options.redis_url,
             max_body = options.max_body,

@@ -1,0 +1,485 @@
+//! The dispatch and reconcile loops end to end: the real `Dispatcher` and
+//! `Reconciler` over the real Redis queue and simulated clusters, driven one
+//! round at a time on a manual clock (see `loops/support.rs`).
+
+#[path = "loops/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use raybroker_adapter::{ClusterAdapter, RemoteState, SubmitAck, SubmitRequest};
+use raybroker_core::JobState;
+use raybroker_queue::CancelEffect;
+use support::{
+    assert_times_from_the_clock, cpu_nodes, gpu_nodes, gpu_spec, spec, Harness, SimCluster,
+    LEASE_TTL, LOST_GRACE, START_MS,
+};
+
+#[tokio::test]
+async fn gpu_models_route_jobs_to_the_cluster_that_has_them() {
+    let h = Harness::new(
+        "route",
+        vec![
+            SimCluster::new("l4-site", vec![gpu_nodes(1, 4, "L4")]),
+            SimCluster::new("a100-site", vec![gpu_nodes(1, 4, "A100")]),
+        ],
+    );
+    let l4 = h.submit(gpu_spec("sleep 60", 1, Some("L4"))).await;
+    let a100 = h.submit(gpu_spec("sleep 60", 1, Some("A100"))).await;
+    let h100 = h.submit(gpu_spec("sleep 60", 1, Some("H100"))).await;
+    let report = h.tick().await;
+    assert_eq!((report.submitted, report.failed), (2, 1), "{report:?}");
+    let (l4_job, a100_job) = (h.job(&l4).await, h.job(&a100).await);
+    assert_eq!(l4_job.cluster.as_deref(), Some("l4-site"));
+    assert_eq!(a100_job.cluster.as_deref(), Some("a100-site"));
+    assert_eq!(l4_job.state, JobState::Running);
+    assert_eq!(
+        h.sim("l4-site").running_jobs(),
+        [h.submission_id(&l4).await]
+    );
+    assert_eq!(
+        h.sim("a100-site").running_jobs(),
+        [h.submission_id(&a100).await]
+    );
+    let h100_job = h.job(&h100).await;
+    assert_eq!(h100_job.state, JobState::Failed);
+    assert!(
+        h100_job.reason.contains("no GPU of model H100"),
+        "{}",
+        h100_job.reason
+    );
+}
+
+#[tokio::test]
+async fn admission_control_keeps_the_queue_in_the_broker() {
+    let h = Harness::new(
+        "admission",
+        vec![SimCluster::new("small", vec![gpu_nodes(1, 4, "L4")])],
+    );
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(h.submit(gpu_spec("sleep 600", 1, None)).await);
+    }
+    // The running broker dispatches several times per snapshot: every
+    // round before the next snapshot must still see what earlier rounds sent.
+    h.refresh().await;
+    for _ in 0..5 {
+        h.dispatch().await;
+    }
+    let sim = h.sim("small");
+    let sent = sim.running_jobs().len() + sim.pending_jobs().len();
+    assert!(
+        sent <= 4 + 1,
+        "{sent} jobs sent to a cluster with 4 free GPUs and allowance 1"
+    );
+    for _ in 0..3 {
+        h.tick().await;
+    }
+    let sent = sim.running_jobs().len() + sim.pending_jobs().len();
+    assert_eq!(sim.running_jobs().len(), 4);
+    assert!(sent <= 5, "{sent} jobs sent");
+    assert_eq!(h.in_state(JobState::Queued).await.len(), 10 - sent);
+    assert!(h.in_state(JobState::Dispatching).await.is_empty());
+    assert_eq!(h.in_state(JobState::Running).await.len(), 4);
+    // When the first four finish, the next four start.
+    h.advance(Duration::from_secs(601));
+    for _ in 0..4 {
+        h.tick().await;
+    }
+    assert_eq!(h.in_state(JobState::Succeeded).await.len(), 4);
+    assert_eq!(h.in_state(JobState::Running).await.len(), 4);
+    assert_eq!(h.in_state(JobState::Queued).await.len(), 2);
+    assert_eq!(sim.running_jobs().len(), 4);
+}
+
+#[tokio::test]
+async fn a_sleep_job_succeeds_and_its_log_is_kept() {
+    let h = Harness::new(
+        "complete",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("echo hello from the job; sleep 30")).await;
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.attempts[0].submitted_at_ms, Some(START_MS));
+    h.advance(Duration::from_secs(29));
+    h.tick().await;
+    assert_eq!(h.job(&id).await.state, JobState::Running);
+    h.advance(Duration::from_secs(1));
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!((job.state, job.exit_code), (JobState::Succeeded, Some(0)));
+    assert_times_from_the_clock(&job, h.now());
+    assert_eq!(job.history.last().map(|t| t.at_ms), Some(START_MS + 30_000));
+    let log = h.logs(&id).await;
+    assert_eq!(
+        log,
+        "[sim] started on node cpu-0 with CUDA_VISIBLE_DEVICES=\nhello from the job\n\
+         [sim] exited with code 0\n"
+    );
+}
+
+#[tokio::test]
+async fn an_entrypoint_exiting_3_fails_the_job_without_a_retry() {
+    let h = Harness::new(
+        "exit3",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let mut failing = spec("exit 3");
+    failing.max_retries = 2;
+    let id = h.submit(failing).await;
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!((job.state, job.exit_code), (JobState::Failed, Some(3)));
+    assert!(job.reason.contains("code 3"), "{}", job.reason);
+    assert_times_from_the_clock(&job, h.now());
+    h.advance(Duration::from_secs(60));
+    let report = h.tick().await;
+    assert_eq!(report.submitted, 0);
+    let job = h.job(&id).await;
+    assert_eq!(
+        (job.state, job.attempt, job.attempts.len()),
+        (JobState::Failed, 1, 1)
+    );
+    assert_eq!(
+        h.sim("cpu-site")
+            .submissions_of(&job.attempts[0].submission_id),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_record_and_submit_replays_the_same_attempt() {
+    let h = Harness::new(
+        "crash-before",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("sleep 60")).await;
+    h.refresh().await;
+    // A dispatcher leases the job, records attempt 1, and dies before submitting.
+    let leases = h
+        .queue
+        .lease_ids(&h.tenant, std::slice::from_ref(&id), h.now())
+        .await
+        .unwrap();
+    let attempt = h
+        .queue
+        .record_attempt(&leases[0], "cpu-site", h.now())
+        .await
+        .unwrap();
+    // Until the lease runs out nobody else touches the job.
+    h.tick().await;
+    assert_eq!(h.job(&id).await.state, JobState::Dispatching);
+    let sim = h.sim("cpu-site");
+    assert_eq!(sim.submissions_of(&attempt.submission_id), 0);
+    h.advance(LEASE_TTL + Duration::from_secs(1));
+    let report = h.tick().await;
+    assert_eq!(report.submitted, 1);
+    let job = h.job(&id).await;
+    assert_eq!(
+        (job.state, job.attempt, job.attempts.len()),
+        (JobState::Running, 1, 1)
+    );
+    assert_eq!(job.attempts[0].submission_id, attempt.submission_id);
+    assert!(job.attempts[0].submitted_at_ms.is_some());
+    assert_eq!(sim.submissions_of(&attempt.submission_id), 1);
+    assert_eq!(
+        sim.running_jobs(),
+        std::slice::from_ref(&attempt.submission_id)
+    );
+    let reasons: Vec<&str> = job.history.iter().map(|t| t.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("lease expired")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"attempt 1 submitted to cpu-site"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_submit_is_adopted_and_runs_once() {
+    let h = Harness::new(
+        "crash-after",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("sleep 60")).await;
+    h.refresh().await;
+    let leases = h
+        .queue
+        .lease_ids(&h.tenant, std::slice::from_ref(&id), h.now())
+        .await
+        .unwrap();
+    let attempt = h
+        .queue
+        .record_attempt(&leases[0], "cpu-site", h.now())
+        .await
+        .unwrap();
+    // The submit reaches the cluster; the dispatcher dies before marking it.
+    let sim = h.sim("cpu-site");
+    let job = &leases[0].job;
+    let request = SubmitRequest {
+        submission_id: attempt.submission_id.clone(),
+        job_id: job.id.clone(),
+        tenant: job.tenant.clone(),
+        attempt: attempt.number,
+        spec: job.spec.clone(),
+        extra_env: Default::default(),
+    };
+    assert_eq!(sim.submit(&request).await.unwrap(), SubmitAck::Created);
+    h.advance(LEASE_TTL + Duration::from_secs(1));
+    // Garbage collection sees the remote job as the job's current attempt
+    // even while the job waits in the queue for its replay.
+    h.reconciler.collect_garbage().await.unwrap();
+    assert_eq!(
+        sim.running_jobs(),
+        std::slice::from_ref(&attempt.submission_id)
+    );
+    let report = h.tick().await;
+    assert_eq!(report.submitted, 1);
+    let job = h.job(&id).await;
+    assert_eq!(
+        (job.state, job.attempt, job.attempts.len()),
+        (JobState::Running, 1, 1)
+    );
+    assert!(
+        job.history
+            .iter()
+            .any(|t| t.reason == "attempt 1 was already on cpu-site: adopted"),
+        "{:?}",
+        job.history
+    );
+    assert_eq!(sim.submissions_of(&attempt.submission_id), 1);
+}
+
+#[tokio::test]
+async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
+    let h = Harness::new(
+        "lost-retry",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let mut retried = spec("sleep 600");
+    retried.max_retries = 1;
+    let id = h.submit(retried).await;
+    h.tick().await;
+    let first = h.submission_id(&id).await;
+    let sim = h.sim("cpu-site");
+    assert!(sim.forget(&first));
+    h.tick().await;
+    h.advance(LOST_GRACE - Duration::from_millis(1));
+    h.tick().await;
+    assert_eq!(
+        h.job(&id).await.state,
+        JobState::Running,
+        "still within the grace"
+    );
+    h.advance(Duration::from_millis(1));
+    h.tick().await; // lost: back to the queue
+    assert_eq!(h.job(&id).await.state, JobState::Queued);
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!((job.state, job.attempt), (JobState::Running, 2));
+    let second = h.submission_id(&id).await;
+    assert_ne!(second, first);
+    assert_eq!(sim.running_jobs(), std::slice::from_ref(&second));
+    assert_eq!(
+        (sim.submissions_of(&first), sim.submissions_of(&second)),
+        (1, 1)
+    );
+    assert!(
+        job.history
+            .iter()
+            .any(|t| t.reason.contains("attempt 1 lost")),
+        "{:?}",
+        job.history
+    );
+}
+
+#[tokio::test]
+async fn a_lost_job_without_retries_fails() {
+    let h = Harness::new(
+        "lost-fail",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("sleep 600")).await;
+    h.tick().await;
+    let first = h.submission_id(&id).await;
+    assert!(h.sim("cpu-site").forget(&first));
+    h.tick().await;
+    h.advance(LOST_GRACE);
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!((job.state, job.attempt), (JobState::Failed, 1));
+    assert!(job.reason.contains("no retries left"), "{}", job.reason);
+    assert_eq!(h.tick().await.submitted, 0);
+    assert!(h.sim("cpu-site").running_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_is_immediate() {
+    let h = Harness::new(
+        "cancel-queued",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("sleep 60")).await;
+    let outcome = h
+        .queue
+        .cancel(&id, "changed my mind", h.now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.effect, CancelEffect::Cancelled);
+    assert_eq!(outcome.job.state, JobState::Cancelled);
+    assert_eq!(h.tick().await.submitted, 0);
+    assert_eq!(h.job(&id).await.state, JobState::Cancelled);
+    let sim = h.sim("cpu-site");
+    assert!(sim.running_jobs().is_empty() && sim.pending_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_stops_it_on_the_cluster() {
+    let h = Harness::new(
+        "cancel-running",
+        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
+    );
+    let id = h.submit(spec("sleep 600")).await;
+    h.tick().await;
+    let submission = h.submission_id(&id).await;
+    let outcome = h.queue.cancel(&id, "stop it", h.now()).await.unwrap();
+    assert_eq!(outcome.effect, CancelEffect::Requested);
+    h.advance(Duration::from_secs(1));
+    h.reconcile().await;
+    let job = h.job(&id).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    let sim = h.sim("cpu-site");
+    assert!(sim.running_jobs().is_empty());
+    let status = sim.status(&submission).await.unwrap();
+    assert_eq!(status.state, RemoteState::Stopped);
+    assert_eq!(status.ended_at_ms, Some(START_MS + 1_000));
+    assert!(h.queue.pending_cancels().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_leaves_placement_and_comes_back() {
+    let mut burst = SimCluster::new("burst", vec![cpu_nodes(1)]);
+    burst.tier = 1;
+    let h = Harness::new(
+        "unreachable",
+        vec![SimCluster::new("onprem", vec![cpu_nodes(1)]), burst],
+    );
+    h.sim("onprem").set_unreachable(true);
+    let first = h.submit(spec("sleep 600")).await;
+    h.tick().await;
+    let job = h.job(&first).await;
+    assert_eq!(
+        (job.state, job.cluster.as_deref()),
+        (JobState::Running, Some("burst"))
+    );
+    // With both away, a new job waits in the queue, and the running one is
+    // not given up while within the grace.
+    h.sim("burst").set_unreachable(true);
+    let second = h.submit(spec("sleep 600")).await;
+    let report = h.tick().await;
+    assert_eq!((report.submitted, report.waiting), (0, 1), "{report:?}");
+    assert_eq!(h.job(&second).await.state, JobState::Queued);
+    assert_eq!(h.job(&first).await.state, JobState::Running);
+    h.sim("onprem").set_unreachable(false);
+    assert_eq!(h.tick().await.submitted, 1);
+    let job = h.job(&second).await;
+    assert_eq!(
+        (job.state, job.cluster.as_deref()),
+        (JobState::Running, Some("onprem"))
+    );
+    h.sim("burst").set_unreachable(false);
+    h.advance(LOST_GRACE * 2);
+    h.tick().await;
+    let job = h.job(&first).await;
+    assert_eq!(
+        (job.state, job.attempt),
+        (JobState::Running, 1),
+        "{:?}",
+        job.history
+    );
+}
+
+#[tokio::test]
+async fn garbage_collection_stops_a_superseded_attempt() {
+    let mut second_site = SimCluster::new("second", vec![cpu_nodes(1)]);
+    second_site.tier = 1;
+    let h = Harness::new(
+        "gc",
+        vec![SimCluster::new("first", vec![cpu_nodes(1)]), second_site],
+    );
+    let mut retried = spec("sleep 600");
+    retried.max_retries = 1;
+    let id = h.submit(retried).await;
+    h.tick().await;
+    let old = h.submission_id(&id).await;
+    assert_eq!(h.job(&id).await.cluster.as_deref(), Some("first"));
+    // `first` drops off the network for longer than the grace: the broker
+    // gives attempt 1 up and runs attempt 2 on `second`.
+    let first = h.sim("first");
+    first.set_unreachable(true);
+    h.tick().await;
+    h.advance(LOST_GRACE);
+    h.tick().await;
+    h.tick().await;
+    let job = h.job(&id).await;
+    assert_eq!(
+        (job.state, job.attempt, job.cluster.as_deref()),
+        (JobState::Running, 2, Some("second"))
+    );
+    let new = h.submission_id(&id).await;
+    // `first` comes back still running attempt 1, which nobody owns now.
+    first.set_unreachable(false);
+    assert_eq!(first.running_jobs(), std::slice::from_ref(&old));
+    h.reconciler.collect_garbage().await.unwrap();
+    assert_eq!(
+        first.status(&old).await.unwrap().state,
+        RemoteState::Stopped
+    );
+    assert_eq!(h.sim("second").running_jobs(), std::slice::from_ref(&new));
+    // The next pass removes the stopped leftover; the current attempt stays.
+    h.reconciler.collect_garbage().await.unwrap();
+    assert_eq!(
+        first.status(&old).await.unwrap().state,
+        RemoteState::NotFound
+    );
+    assert_eq!(
+        h.sim("second").status(&new).await.unwrap().state,
+        RemoteState::Running
+    );
+    assert_eq!(h.job(&id).await.state, JobState::Running);
+}
+
+#[tokio::test]
+async fn fractional_gpu_jobs_share_one_gpu_exactly() {
+    let mut one_gpu = SimCluster::new("shared", vec![gpu_nodes(1, 1, "L4")]);
+    one_gpu.pending_allowance = 0;
+    let h = Harness::new("fractional", vec![one_gpu]);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut quarter = spec("sleep 600");
+        quarter.resources.gpus = raybroker_core::Quantity::from_units(2_500);
+        ids.push(h.submit(quarter).await);
+    }
+    for _ in 0..6 {
+        h.tick().await;
+    }
+    let sim = h.sim("shared");
+    let running = sim.running_jobs();
+    assert_eq!(running.len(), 4, "four quarters fill the GPU");
+    for submission in &running {
+        let held = sim.allocation(submission).unwrap();
+        assert_eq!(
+            held[0].gpus,
+            [(0, raybroker_core::Quantity::from_units(2_500))]
+        );
+    }
+    assert!(
+        sim.pending_jobs().is_empty(),
+        "the fifth waits in the broker, not on the cluster"
+    );
+    assert_eq!(h.in_state(JobState::Queued).await.len(), 1);
+}
