@@ -9,9 +9,11 @@
 # Environment:
 #   RAYBROKER_TEST_REDIS_URL   use this Redis and start none
 #   RAYBROKER_TEST_REDIS_PORT  port of the Redis it starts (default 6390)
-#   RAYBROKER_TEST_RAY=1       also start two Ray heads and export
-#                              RAYBROKER_TEST_RAY_A_URL (Ray 2.31.0, 4 x A100) and
-#                              RAYBROKER_TEST_RAY_B_URL (Ray 2.60.0, 2 x L4)
+#   RAYBROKER_TEST_RAY_A, _B   use these Ray heads (dashboard URLs) and start none;
+#                              otherwise it installs Ray (pinned venvs) and starts
+#                              rbtest-a (Ray 2.31.0, 4 x A100) and rbtest-b
+#                              (Ray 2.60.0, 2 x L4), which the tests of the Ray
+#                              adapter and the end-to-end tests need
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -57,10 +59,10 @@ start_head() {
   log "$var=$url"
 }
 
-if [[ ${RAYBROKER_TEST_RAY:-0} == 1 ]]; then
+if [[ -z ${RAYBROKER_TEST_RAY_A:-} || -z ${RAYBROKER_TEST_RAY_B:-} ]]; then
   "$HERE/ray.sh" install "$RAY_VERSION_PINNED" "$RAY_VERSION_CURRENT"
-  start_head RAYBROKER_TEST_RAY_A_URL rbtest-a --version "$RAY_VERSION_PINNED" --index 10 --gpus 4 --gpu-model A100
-  start_head RAYBROKER_TEST_RAY_B_URL rbtest-b --version "$RAY_VERSION_CURRENT" --index 11 --gpus 2 --gpu-model L4
+  start_head RAYBROKER_TEST_RAY_A rbtest-a --version "$RAY_VERSION_PINNED" --index 10 --gpus 4 --gpu-model A100
+  start_head RAYBROKER_TEST_RAY_B rbtest-b --version "$RAY_VERSION_CURRENT" --index 11 --gpus 2 --gpu-model L4
 fi
 
 cd "$REPO"
