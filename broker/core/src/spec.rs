@@ -145,7 +145,13 @@ fn derive_name(entrypoint: &str) -> String {
     let mut words = entrypoint.split_whitespace();
     let first = words.next().unwrap_or("job");
     let program = if first.starts_with("python") {
-        words.find(|w| !w.starts_with('-')).unwrap_or(first)
+        match words.next() {
+            // `python -m pkg.module`: the module; `python -c '...'`: the interpreter.
+            Some("-m") => words.next().unwrap_or(first),
+            Some("-c") | None => first,
+            Some(word) if !word.starts_with('-') => word,
+            Some(_) => words.find(|w| !w.starts_with('-')).unwrap_or(first),
+        }
     } else {
         first
     };
@@ -298,5 +304,15 @@ idempotency_key: ant-ppo-seed-1
             ..Default::default()
         };
         assert_eq!(spec.display_name(), "run-sh");
+        let spec = JobSpec {
+            entrypoint: "python -c \"print('hi')\"".into(),
+            ..Default::default()
+        };
+        assert_eq!(spec.display_name(), "python");
+        let spec = JobSpec {
+            entrypoint: "python3 -m isaaclab.train --x".into(),
+            ..Default::default()
+        };
+        assert_eq!(spec.display_name(), "isaaclab-train");
     }
 }

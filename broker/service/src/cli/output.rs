@@ -231,9 +231,18 @@ pub fn job_detail(job: &Job, now_ms: u64) -> String {
     text
 }
 
-/// `raybroker clusters`: NAME, KIND, TIER, $/GPU-H, LABELS.
+/// `raybroker clusters`: NAME, KIND, TIER, STATUS, GPUS (free/total by model), VERSION, $/GPU-H, LABELS.
 pub fn clusters_table(clusters: &[ClusterInfo]) -> String {
-    let mut table = plain_table(&["NAME", "KIND", "TIER", "$/GPU-H", "LABELS"]);
+    let mut table = plain_table(&[
+        "NAME",
+        "KIND",
+        "TIER",
+        "STATUS",
+        "GPUS(FREE/TOTAL)",
+        "VERSION",
+        "$/GPU-H",
+        "LABELS",
+    ]);
     for cluster in clusters {
         let tier = match &cluster.tier {
             serde_json::Value::Null => "-".to_string(),
@@ -248,10 +257,30 @@ pub fn clusters_table(clusters: &[ClusterInfo]) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let status = if cluster.healthy {
+            "healthy".to_string()
+        } else {
+            match &cluster.last_error {
+                Some(err) => format!("down: {}", err.chars().take(60).collect::<String>()),
+                None => "not seen yet".to_string(),
+            }
+        };
+        let gpus: Vec<String> = cluster
+            .gpus
+            .iter()
+            .map(|(model, n)| format!("{model}:{}/{}", n.free, n.total))
+            .collect();
         table.add_row(vec![
             cluster.name.clone(),
             cluster.kind.clone(),
             tier,
+            status,
+            if gpus.is_empty() {
+                "-".to_string()
+            } else {
+                gpus.join(", ")
+            },
+            cluster.version.clone().unwrap_or_else(|| "-".to_string()),
             cost,
             labels.join(","),
         ]);

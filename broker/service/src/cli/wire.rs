@@ -55,6 +55,27 @@ pub struct ClusterInfo {
     /// Labels that `--require-label` matches against.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// True while the cluster takes new jobs.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Why it is unhealthy.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The backend's version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// GPUs by model.
+    #[serde(default)]
+    pub gpus: BTreeMap<String, GpuCount>,
+}
+
+/// GPUs of one model on a cluster.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GpuCount {
+    /// How many it has.
+    pub total: f64,
+    /// How many are free now.
+    pub free: f64,
 }
 
 /// `GET /v1/clusters`.

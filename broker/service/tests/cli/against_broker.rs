@@ -202,7 +202,8 @@ fn clusters_are_a_table() {
     let broker = FakeBroker::start(vec![json_reply(
         200,
         json!({"clusters": [{"name": "onprem-a", "kind": "ray", "tier": 0, "cost_per_gpu_hour": 1.5,
-                             "labels": {"site": "onprem"}}]}),
+                             "labels": {"site": "onprem"}, "healthy": true, "version": "2.31.0",
+                             "gpus": {"A100": {"total": 4.0, "free": 3.0}}}]}),
     )]);
     let output = run(&["clusters", "--server", &broker.url]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -210,8 +211,32 @@ fn clusters_are_a_table() {
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
-    assert_eq!(rows[0], ["NAME", "KIND", "TIER", "$/GPU-H", "LABELS"]);
-    assert_eq!(rows[1], ["onprem-a", "ray", "0", "1.50", "site=onprem"]);
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "KIND",
+            "TIER",
+            "STATUS",
+            "GPUS(FREE/TOTAL)",
+            "VERSION",
+            "$/GPU-H",
+            "LABELS"
+        ]
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "onprem-a",
+            "ray",
+            "0",
+            "healthy",
+            "A100:3/4",
+            "2.31.0",
+            "1.50",
+            "site=onprem"
+        ]
+    );
 }
 
 #[test]
