@@ -227,7 +227,7 @@ impl Dispatcher {
         let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
         let result = tokio::time::timeout(self.settings.submit_timeout, adapter.submit(&request));
         let result = tracing::Instrument::instrument(result, span).await;
-        match result {
+        let failure = match result {
             Ok(Ok(ack)) => {
                 let reason = match ack {
                     SubmitAck::Created => {
@@ -239,7 +239,7 @@ impl Dispatcher {
                     ),
                 };
                 self.queue.mark_submitted(lease, &reason, now_ms).await?;
-                Ok(Outcome::Submitted)
+                return Ok(Outcome::Submitted);
             }
             Ok(Err(err)) if err.kind == ErrorKind::Rejected => {
                 let reason = format!(
@@ -254,27 +254,20 @@ impl Dispatcher {
                         now_ms,
                     )
                     .await?;
-                Ok(Outcome::Failed)
+                return Ok(Outcome::Failed);
             }
-            Ok(Err(err)) => {
-                self.clusters.mark_failing(&cluster, &err.to_string());
-                let reason = format!(
-                    "{cluster} unavailable ({err}); attempt {} will be re-sent",
-                    attempt.number
-                );
-                self.queue.release(lease, &reason, now_ms).await?;
-                Ok(Outcome::Released)
-            }
-            Err(_) => {
-                self.clusters.mark_failing(&cluster, "submit timed out");
-                let reason = format!(
-                    "{cluster} did not answer the submit in time; attempt {} will be re-sent",
-                    attempt.number
-                );
-                self.queue.release(lease, &reason, now_ms).await?;
-                Ok(Outcome::Released)
-            }
-        }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "no answer to the submit in time".to_string(),
+        };
+        // Transient or unexplained: the cluster leaves placement until its
+        // next good snapshot, and the same attempt is re-sent later.
+        self.clusters.mark_failing(&cluster, &failure);
+        let reason = format!(
+            "{cluster} unavailable ({failure}); attempt {} will be re-sent",
+            attempt.number
+        );
+        self.queue.release(lease, &reason, now_ms).await?;
+        Ok(Outcome::Released)
     }
 }
 
