@@ -171,7 +171,7 @@ kill_session() {
 # The keys of a head's state file. Functions that load a state file declare
 # them all local first, so loading never overwrites a caller's variables.
 STATE_KEYS=(NAME VERSION INDEX CPUS GPUS GPU_MODEL RESOURCES DASHBOARD_URL GCS_ADDRESS
-  PORT_FIRST PORT_LAST PGID TEMP_DIR LOG)
+  PORT_FIRST PORT_LAST PGID TEMP_DIR LOG TOKEN_FILE)
 
 state_file() { echo "$STATE_DIR/$1.env"; }
 
@@ -209,7 +209,12 @@ recorded_head() {
   )
 }
 
-api_version() { curl -sf -m "${2:-2}" "$1/api/version" 2>/dev/null; }
+# api_version URL [TIMEOUT] [TOKEN_FILE]: a token head answers only with its token.
+api_version() {
+  local auth=()
+  [[ -n ${3:-} ]] && auth=(-H "Authorization: Bearer $(<"$3")")
+  curl -sf -m "${2:-2}" "${auth[@]}" "$1/api/version" 2>/dev/null
+}
 
 # Temp dirs live outside the run dir because Ray's AF_UNIX socket paths
 # (TEMP_DIR/session_<date>_<pid>/sockets/plasma_store) must fit in 107 bytes.
@@ -229,11 +234,11 @@ remove_temp_dir() {
 # --- start -----------------------------------------------------------------------
 
 usage_start() {
-  die "usage: ray.sh start NAME --version V --index I [--gpus N --gpu-model MODEL] [--cpus C] [--resources JSON]"
+  die "usage: ray.sh start NAME --version V --index I [--gpus N --gpu-model MODEL] [--cpus C] [--resources JSON] [--token-file F]"
 }
 
 cmd_start() {
-  local NAME=${1:-} VERSION='' INDEX='' CPUS=2 GPUS=0 GPU_MODEL='' extra_resources='{}'
+  local NAME=${1:-} VERSION='' INDEX='' CPUS=2 GPUS=0 GPU_MODEL='' extra_resources='{}' TOKEN_FILE=''
   [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$ ]] || usage_start
   shift
   while (($#)); do
@@ -244,10 +249,17 @@ cmd_start() {
       --gpus) GPUS=${2:-}; shift 2 ;;
       --gpu-model) GPU_MODEL=${2:-}; shift 2 ;;
       --resources) extra_resources=${2:-}; shift 2 ;;
+      --token-file) TOKEN_FILE=${2:-}; shift 2 ;;
       *) usage_start ;;
     esac
   done
   [[ -n $VERSION ]] || usage_start
+  if [[ -n $TOKEN_FILE ]]; then
+    # Ray's token auth (2.60 and later): every REST call then needs
+    # `Authorization: Bearer <token>`; 2.31 has no token auth.
+    [[ -s $TOKEN_FILE ]] || die "--token-file $TOKEN_FILE is missing or empty"
+    TOKEN_FILE=$(cd "$(dirname "$TOKEN_FILE")" && pwd)/$(basename "$TOKEN_FILE")
+  fi
   if ! is_uint "$INDEX" || ((INDEX > MAX_INDEX)); then die "--index must be 0..$MAX_INDEX"; fi
   is_uint "$CPUS" || die "--cpus must be a whole number"
   is_uint "$GPUS" || die "--gpus must be a whole number"
@@ -362,7 +374,9 @@ PY
   # The venv's bin comes first: a job's `python` is whatever `ray start` found
   # on PATH. setsid gives the head a session of its own, which is how stop
   # finds exactly this head's processes.
-  env -u RAY_ADDRESS PATH="$venv/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 \
+  local auth_env=()
+  [[ -n $TOKEN_FILE ]] && auth_env=(RAY_AUTH_MODE=token "RAY_AUTH_TOKEN=$(<"$TOKEN_FILE")")
+  env -u RAY_ADDRESS PATH="$venv/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 "${auth_env[@]}" \
     DASHBOARD_METRIC_PORT=$((PORT_FIRST + 9)) AUTOSCALER_METRIC_PORT=$((PORT_FIRST + 11)) \
     setsid "$venv/bin/ray" start "${args[@]}" >"$LOG" 2>&1 </dev/null &
   PGID=$!
@@ -394,7 +408,7 @@ PY
 # Waits until the dashboard answers /api/version while the head's session lives.
 wait_ready() {
   local name=$1 url=$2 pgid=$3 deadline=$((SECONDS + READY_TIMEOUT_S))
-  until api_version "$url" >/dev/null; do
+  until api_version "$url" 2 "$TOKEN_FILE" >/dev/null; do
     [[ -n $(head_pids "$pgid") ]] || { log "head $name died while starting"; return 1; }
     ((SECONDS < deadline)) || return 1
     sleep 0.5
@@ -440,7 +454,7 @@ cmd_stop() {
 head_ready() {
   (
     load_state "$1" || exit 1
-    [[ -n $(head_pids "$PGID") ]] && api_version "$DASHBOARD_URL" >/dev/null
+    [[ -n $(head_pids "$PGID") ]] && api_version "$DASHBOARD_URL" 2 "${TOKEN_FILE:-}" >/dev/null
   )
 }
 
@@ -463,7 +477,7 @@ cmd_status() {
       local state=dead
       if [[ -n $(head_pids "$PGID") ]]; then
         state="alive (api not answering)"
-        api_version "$DASHBOARD_URL" >/dev/null &&
+        api_version "$DASHBOARD_URL" 2 "${TOKEN_FILE:-}" >/dev/null &&
           state="alive, $(head_pids "$PGID" | wc -l) processes, $(head_pids "$PGID" | pss_mib) MiB PSS"
       fi
       printf '%-12s %-8s %-6s %-24s %-8s %s\n' "$NAME" "$VERSION" "$INDEX" "$DASHBOARD_URL" "$PGID" "$state"

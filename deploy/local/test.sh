@@ -14,6 +14,9 @@
 #                              rbtest-a (Ray 2.31.0, 4 x A100) and rbtest-b
 #                              (Ray 2.60.0, 2 x L4), which the tests of the Ray
 #                              adapter and the end-to-end tests need
+#   RAYBROKER_TEST_RAY_TOKEN_HEAD, RAYBROKER_TEST_RAY_TOKEN_FILE
+#                              use this token-auth head; otherwise it starts
+#                              rbtest-token (Ray 2.60.0 with RAY_AUTH_MODE=token)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -63,6 +66,16 @@ if [[ -z ${RAYBROKER_TEST_RAY_A:-} || -z ${RAYBROKER_TEST_RAY_B:-} ]]; then
   "$HERE/ray.sh" install "$RAY_VERSION_PINNED" "$RAY_VERSION_CURRENT"
   start_head RAYBROKER_TEST_RAY_A rbtest-a --version "$RAY_VERSION_PINNED" --index 10 --gpus 4 --gpu-model A100
   start_head RAYBROKER_TEST_RAY_B rbtest-b --version "$RAY_VERSION_CURRENT" --index 11 --gpus 2 --gpu-model L4
+fi
+if [[ -z ${RAYBROKER_TEST_RAY_TOKEN_HEAD:-} || -z ${RAYBROKER_TEST_RAY_TOKEN_FILE:-} ]]; then
+  "$HERE/ray.sh" install "$RAY_VERSION_CURRENT"
+  export RAYBROKER_TEST_RAY_TOKEN_FILE=$RUN_DIR/rbtest-token.token
+  if [[ ! -s $RAYBROKER_TEST_RAY_TOKEN_FILE ]]; then
+    mkdir -p "$RUN_DIR"
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RAYBROKER_TEST_RAY_TOKEN_FILE")
+  fi
+  start_head RAYBROKER_TEST_RAY_TOKEN_HEAD rbtest-token --version "$RAY_VERSION_CURRENT" --index 14 --cpus 1 \
+    --token-file "$RAYBROKER_TEST_RAY_TOKEN_FILE"
 fi
 
 cd "$REPO"

@@ -72,3 +72,11 @@ pub async fn wait_final(adapter: &dyn ClusterAdapter, id: &str, within: Duration
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
