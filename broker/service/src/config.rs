@@ -20,6 +20,7 @@ use crate::auth::TokenHash;
 
 mod expand;
 mod file;
+mod ray_jobs;
 
 pub use expand::{expand_env, ExpandError};
 
@@ -50,6 +51,23 @@ pub struct Config {
     pub origin: String,
     /// How often the loops run.
     pub loops: crate::loops::LoopSettings,
+    /// The Ray Jobs API compatible endpoint (`/api/...`).
+    pub ray_jobs_api: RayJobsApiSettings,
+}
+
+/// The `ray_jobs_api` section: the Ray Jobs API compatible endpoint that
+/// `ray job submit` and `JobSubmissionClient` talk to (docs/ray-jobs-api.md).
+#[derive(Clone, Debug)]
+pub struct RayJobsApiSettings {
+    /// Serve `/api/version`, `/api/jobs/...` and `/api/packages/...` on the
+    /// API's listener.
+    pub enabled: bool,
+    /// Largest package (a zipped `working_dir` or `py_modules` entry) a
+    /// client may upload; larger ones get 413.
+    pub max_package_bytes: Bytes,
+    /// How long an uploaded package is kept after its last upload, check,
+    /// or use by a submitted or dispatched job.
+    pub package_ttl: Duration,
 }
 
 /// The `redis` section.

@@ -5,6 +5,7 @@
 //! [`serve_from_file`] is the production entry: it binds the configured
 //! address and stops on SIGINT or SIGTERM (a second signal exits at once).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,10 @@ use crate::api::{self, AppState, EventHub};
 use crate::clusters::{ClusterMeta, ClusterRegistry};
 use crate::config::{ClusterKind, Config};
 use crate::metrics::Metrics;
+use crate::raystore::delivery::PackageDelivery;
+use crate::raystore::RayStore;
 use raybroker_adapter::ClusterAdapter;
+use raybroker_ray::client::RayClient;
 use raybroker_ray::RayAdapter;
 
 /// How long taking a connection from the pool may wait before the request
@@ -43,8 +47,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let queue = connect_queue(&config)?;
+    let pool = redis_pool(&config)?;
+    let queue = connect_queue(&config, pool.clone())?;
     let clusters = Arc::new(build_clusters(&config)?);
+    let ray_store = RayStore::new(
+        pool,
+        &config.redis.key_prefix,
+        config.ray_jobs_api.package_ttl,
+    );
+    let packages = Arc::new(build_package_delivery(&config, ray_store.clone())?);
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::new());
     let events = EventHub::start(queue.clone(), metrics.clone(), stopping_rx.clone());
@@ -52,9 +63,18 @@ pub async fn run(
         queue.clone(),
         clusters.clone(),
         config.loops.clone(),
+        Some(packages),
         stopping_rx.clone(),
     );
-    let state = AppState::new(config, queue, metrics, clusters, events, stopping_rx);
+    let state = AppState::new(
+        config,
+        queue,
+        ray_store,
+        metrics,
+        clusters,
+        events,
+        stopping_rx,
+    );
     let app = api::router(state);
 
     let addr = listener.local_addr().context("listener has no address")?;
@@ -106,6 +126,19 @@ pub fn build_clusters(config: &Config) -> anyhow::Result<ClusterRegistry> {
     ))
 }
 
+/// What copies uploaded packages to the Ray clusters' heads before a submit.
+fn build_package_delivery(config: &Config, store: RayStore) -> anyhow::Result<PackageDelivery> {
+    let mut heads = HashMap::new();
+    for cluster in &config.clusters {
+        if let (ClusterKind::Ray, Some(ray)) = (&cluster.kind, &cluster.ray_config) {
+            let client =
+                RayClient::new(ray).with_context(|| format!("cluster {}", cluster.name))?;
+            heads.insert(cluster.name.clone(), client);
+        }
+    }
+    Ok(PackageDelivery::new(store, heads))
+}
+
 /// Loads the config at `path`, binds its `listen` address and serves until
 /// SIGINT or SIGTERM; a second signal exits the process at once.
 pub async fn serve_from_file(path: &Path) -> anyhow::Result<()> {
@@ -116,22 +149,26 @@ pub async fn serve_from_file(path: &Path) -> anyhow::Result<()> {
     run(config, listener, shutdown_signal()).await
 }
 
-/// The queue over a connection pool as configured. Connects lazily.
-fn connect_queue(config: &Config) -> anyhow::Result<JobQueue> {
+/// The Redis connection pool as configured. Connects lazily.
+fn redis_pool(config: &Config) -> anyhow::Result<deadpool_redis::Pool> {
     let mut pool_config = PoolConfig::new(config.redis.pool_size);
     pool_config.timeouts = Timeouts {
         wait: Some(POOL_WAIT),
         create: Some(CONNECT_TIMEOUT),
         recycle: Some(CONNECT_TIMEOUT),
     };
-    let pool = deadpool_redis::Config {
+    deadpool_redis::Config {
         url: Some(config.redis.url.clone()),
         connection: None,
         pool: Some(pool_config),
     }
     .create_pool(Some(Runtime::Tokio1))
     // The error may quote the URL, which may hold a password: say less.
-    .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))?;
+    .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))
+}
+
+/// The queue over `pool` as configured. Connects lazily.
+fn connect_queue(config: &Config, pool: deadpool_redis::Pool) -> anyhow::Result<JobQueue> {
     // Short calls share a few multiplexed connections (one round trip each,
     // concurrent requests pipelined); the pool serves blocking reads.
     JobQueue::with_shared_connections(

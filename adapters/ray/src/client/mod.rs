@@ -180,7 +180,33 @@ impl RayClient {
         Ok(answer.data.result.result)
     }
 
-    /// One call with bounded retries of transient failures.
+    /// `GET /api/packages/{protocol}/{name}`: true when the head's package
+    /// store (its GCS) holds the package, false when it answers 404.
+    pub async fn package_exists(&self, protocol: &str, name: &str) -> Result<bool, WireError> {
+        let url = self.url(&["api", "packages", protocol, name], &[]);
+        match self.send(Method::GET, &url, Payload::Empty).await {
+            Ok(_) => Ok(true),
+            Err(WireError::Status { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `PUT /api/packages/{protocol}/{name}`: stores a package (the zip a
+    /// `working_dir` or `py_modules` URI `protocol://name` names) in the
+    /// head's package store. Storing the same package twice is harmless.
+    pub async fn upload_package(
+        &self,
+        protocol: &str,
+        name: &str,
+        zip: &[u8],
+    ) -> Result<(), WireError> {
+        let url = self.url(&["api", "packages", protocol, name], &[]);
+        self.send(Method::PUT, &url, Payload::Bytes(zip))
+            .await
+            .map(drop)
+    }
+
+    /// One JSON call with bounded retries of transient failures.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -188,6 +214,20 @@ impl RayClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<T, WireError> {
+        let url = self.url(path, query);
+        let payload = body.map_or(Payload::Empty, Payload::Json);
+        let bytes = self.send(method.clone(), &url, payload).await?;
+        serde_json::from_slice(&bytes).map_err(|e| WireError::Decode {
+            call: format!("{method} {}", url.path()),
+            message: format!(
+                "{e}; body starts {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
+        })
+    }
+
+    /// The dashboard URL with `path` appended and `query` set.
+    fn url(&self, path: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(path);
@@ -195,10 +235,21 @@ impl RayClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        url
+    }
+
+    /// One exchange with bounded retries of transient failures; the body of
+    /// the 2xx answer.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        payload: Payload<'_>,
+    ) -> Result<Vec<u8>, WireError> {
         let call = format!("{method} {}", url.path());
         let mut tries = 0;
         loop {
-            let result = self.call_once(&method, &url, &call, body).await;
+            let result = self.send_once(&method, url, &call, payload).await;
             let error = match result {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
@@ -219,20 +270,22 @@ impl RayClient {
         }
     }
 
-    async fn call_once<T: DeserializeOwned>(
+    async fn send_once(
         &self,
         method: &Method,
         url: &Url,
         call: &str,
-        body: Option<&Value>,
-    ) -> Result<T, WireError> {
+        payload: Payload<'_>,
+    ) -> Result<Vec<u8>, WireError> {
         let mut request = self.http.request(method.clone(), url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        request = match payload {
+            Payload::Empty => request,
+            Payload::Json(body) => request.json(body),
+            Payload::Bytes(bytes) => request.body(bytes.to_vec()),
+        };
         let transport = |e: reqwest::Error| WireError::Transport {
             call: call.to_string(),
             timed_out: e.is_timeout(),
@@ -248,14 +301,19 @@ impl RayClient {
                 body: String::from_utf8_lossy(&bytes).into_owned(),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| WireError::Decode {
-            call: call.to_string(),
-            message: format!(
-                "{e}; body starts {:?}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ),
-        })
+        Ok(bytes.to_vec())
     }
+}
+
+/// What a request carries.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    /// No body.
+    Empty,
+    /// A JSON document.
+    Json(&'a Value),
+    /// Raw bytes (a package zip).
+    Bytes(&'a [u8]),
 }
 
 /// reqwest's top-level message hides the cause ("error sending request").

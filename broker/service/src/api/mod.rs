@@ -2,7 +2,8 @@
 //!
 //! Every `/v1` route except the OpenAPI document needs a bearer token and is
 //! scoped to the token's tenant; a job of another tenant answers exactly like
-//! a missing one. Handlers live in [`jobs`], [`events`] and [`system`].
+//! a missing one. Handlers live in [`jobs`], [`events`] and [`system`];
+//! [`rayjobs`] serves the Ray Jobs API compatible routes under `/api/`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,12 +24,14 @@ use crate::auth::{Authenticator, Caller};
 use crate::clusters::ClusterRegistry;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::raystore::RayStore;
 
 mod error;
 mod events;
 mod hub;
 mod jobs;
 mod logs;
+mod rayjobs;
 mod system;
 
 pub(crate) use error::ApiError;
@@ -47,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The job queue on Redis.
     pub(crate) queue: JobQueue,
+    /// Uploaded packages and the Ray view's state, for the Ray Jobs API.
+    pub(crate) ray_store: RayStore,
     /// Token to tenant.
     pub(crate) auth: Authenticator,
     /// GPU catalog and cluster names that submissions are checked against.
@@ -68,6 +73,7 @@ impl AppState {
     pub(crate) fn new(
         config: Config,
         queue: JobQueue,
+        ray_store: RayStore,
         metrics: Arc<Metrics>,
         clusters: Arc<ClusterRegistry>,
         events: EventHub,
@@ -79,6 +85,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 config,
                 queue,
+                ray_store,
                 auth,
                 validation,
                 metrics,
@@ -101,6 +108,11 @@ impl std::ops::Deref for AppState {
 /// The whole API.
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.api.max_body_bytes.0).unwrap_or(usize::MAX);
+    let ray_jobs = if state.config.ray_jobs_api.enabled {
+        rayjobs::routes(&state.config.ray_jobs_api)
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/v1/jobs", post(jobs::submit_job).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
@@ -112,6 +124,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        .merge(ray_jobs)
         .route_layer(middleware::from_fn_with_state(state.clone(), track_request))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -36,6 +36,8 @@ pub(super) struct ConfigFile {
     origin: String,
     #[serde(default)]
     loops: LoopsSection,
+    #[serde(default)]
+    ray_jobs_api: super::ray_jobs::RayJobsApiSection,
 }
 
 /// The `loops` section as written: how often each loop runs.
@@ -207,6 +209,7 @@ impl ConfigFile {
             );
         }
         let loops = self.loops.read(&mut bad);
+        let ray_jobs_api = self.ray_jobs_api.read(&mut bad);
         let mut clusters = self.clusters;
         for (i, cluster) in clusters.iter_mut().enumerate() {
             let at = format!("clusters[{i}]");
@@ -256,6 +259,7 @@ impl ConfigFile {
             clusters,
             origin: self.origin,
             loops,
+            ray_jobs_api,
         })
     }
 }

@@ -17,6 +17,7 @@ use raybroker_placement::{place, reserve, Decision};
 use raybroker_queue::{JobQueue, Lease, QueueError};
 
 use crate::clusters::ClusterRegistry;
+use crate::raystore::delivery::PackageDelivery;
 
 /// How the dispatch loop behaves.
 #[derive(Clone, Debug)]
@@ -67,6 +68,9 @@ pub struct Dispatcher {
     queue: JobQueue,
     clusters: Arc<ClusterRegistry>,
     settings: DispatchSettings,
+    /// Copies a job's uploaded packages to its cluster before the submit
+    /// (jobs from the Ray Jobs API); `None`: jobs name no uploaded packages.
+    packages: Option<Arc<PackageDelivery>>,
 }
 
 impl Dispatcher {
@@ -80,7 +84,14 @@ impl Dispatcher {
             queue,
             clusters,
             settings,
+            packages: None,
         }
+    }
+
+    /// Delivers uploaded packages with `packages` before every submit.
+    pub fn with_packages(mut self, packages: Arc<PackageDelivery>) -> Dispatcher {
+        self.packages = Some(packages);
+        self
     }
 
     /// Runs rounds until `shutdown` turns true.
@@ -225,7 +236,15 @@ impl Dispatcher {
             extra_env: Default::default(),
         };
         let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
-        let result = tokio::time::timeout(self.settings.submit_timeout, adapter.submit(&request));
+        // The packages the job needs go first; their failures count like
+        // the submit's own, within the same time limit.
+        let deliver_then_submit = async {
+            if let Some(packages) = &self.packages {
+                packages.deliver(&cluster, &request.spec).await?;
+            }
+            adapter.submit(&request).await
+        };
+        let result = tokio::time::timeout(self.settings.submit_timeout, deliver_then_submit);
         let result = tracing::Instrument::instrument(result, span).await;
         let failure = match result {
             Ok(Ok(ack)) => {

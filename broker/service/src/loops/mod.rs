@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::clusters::ClusterRegistry;
+use crate::raystore::delivery::PackageDelivery;
 pub use dispatch::{DispatchSettings, Dispatcher};
 pub use reconcile::{ReconcileSettings, Reconciler};
 
@@ -53,11 +54,13 @@ impl Default for LoopSettings {
     }
 }
 
-/// Starts every loop; they end when `shutdown` turns true.
+/// Starts every loop; they end when `shutdown` turns true. `packages`
+/// delivers uploaded packages (Ray Jobs API) before each submit.
 pub fn spawn_all(
     queue: JobQueue,
     clusters: Arc<ClusterRegistry>,
     settings: LoopSettings,
+    packages: Option<Arc<PackageDelivery>>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let snapshots = {
@@ -75,7 +78,10 @@ pub fn spawn_all(
         }
         .instrument(tracing::info_span!("loop", name = "snapshots"))
     };
-    let dispatcher = Dispatcher::new(queue.clone(), clusters.clone(), settings.dispatch);
+    let mut dispatcher = Dispatcher::new(queue.clone(), clusters.clone(), settings.dispatch);
+    if let Some(packages) = packages {
+        dispatcher = dispatcher.with_packages(packages);
+    }
     let reconciler = Reconciler::new(queue, clusters, settings.reconcile);
     vec![
         tokio::spawn(snapshots),

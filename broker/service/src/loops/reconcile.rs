@@ -69,7 +69,11 @@ impl Reconciler {
 
     /// Runs rounds until `shutdown` turns true.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut last_gc = 0u64;
+        // The first collection comes one `gc_every` after start, not at
+        // start: a broker restarted again and again (a crash loop) would
+        // otherwise list and clean every cluster on each start, whatever
+        // `gc_every` says.
+        let mut last_gc = super::now_ms();
         loop {
             let now = super::now_ms();
             if let Err(err) = self.round(now).await {
