@@ -292,3 +292,40 @@ fn a_missing_file_names_the_path() {
         "{err}"
     );
 }
+
+/// The shipped examples load (with their secrets supplied), so they stay
+/// in step with the config schema.
+#[test]
+fn shipped_examples_load() {
+    let dir = std::env::temp_dir().join(format!("rb-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vision"), "vision-token-0123456789").unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+    let robotics_hash = hash_token("robotics-token-0123456789");
+    let vars = |name: &str| match name {
+        "ROBOTICS_TOKEN_SHA256" => Some(robotics_hash.clone()),
+        "RAYBROKER_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
+        _ => None,
+    };
+    let example = std::fs::read_to_string(root.join("example.yaml"))
+        .unwrap()
+        .replace(
+            "/etc/raybroker/tokens/vision",
+            &dir.join("vision").display().to_string(),
+        )
+        .replace(
+            "token_file: /etc/raybroker/ray-token",
+            "token_env: RAYBROKER_ADMIN_TOKEN",
+        );
+    let config = Config::parse(&example, "example.yaml", &root, &vars).unwrap();
+    assert_eq!(config.tenants.len(), 3);
+    assert!(config.clusters[0].ray_config.is_some());
+
+    std::fs::write(dir.join("local-token"), "local-token-0123456789").unwrap();
+    let run_dir = dir.display().to_string();
+    let local_vars = |name: &str| (name == "RAYBROKER_RUN_DIR").then(|| run_dir.clone());
+    let local = std::fs::read_to_string(root.join("local.yaml")).unwrap();
+    let config = Config::parse(&local, "local.yaml", &root, &local_vars).unwrap();
+    assert_eq!(config.clusters.len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
