@@ -1,20 +1,48 @@
-//! Where a job should run: a pure, deterministic function of the job, the
-//! clusters' snapshots and their configuration. No async, no IO: the loops
-//! gather the inputs, call [`place`], and act on its answer.
+//! Where queued jobs should run: a pure, deterministic function of the jobs,
+//! the clusters' snapshots and the policy. No async, no IO: the loops gather
+//! the inputs, call [`plan`], and act on its answer (quickwit's
+//! `solve(problem, previous)` is the model).
 //!
-//! This is the sound best-fit the dispatch loop needs today:
-//! - [`static_fit`]: could the cluster ever run the job (constraints, backend
-//!   capabilities, node shapes, GPU models, node count)?
-//! - dynamic fit: can it start now on free capacity, within the cluster's
-//!   admission allowance for pending jobs?
-//! - among clusters that can start it now: lowest tier first (on-prem before
-//!   cloud burst), then the tightest fit (fewest GPUs, then CPUs, left idle on
-//!   the chosen nodes), then cost, then name for determinism.
+//! - [`static_fit`] (`fit`): could a cluster ever run the job (constraints,
+//!   backend capabilities, node shapes, GPU models, node count)?
+//! - `capacity`: can it start now, on which nodes; an index by GPU model
+//!   and free GPUs keeps a decision independent of the number of nodes.
+//! - `score`: among nodes and clusters that can start it, the lowest tier,
+//!   then the least GPU fragmentation (FGD), then cost, then the tightest fit.
+//! - `fairness`: heads of tenants' queues (at most [`MAX_HEAD_PER_TENANT`]
+//!   each), aging, weighted DRF across tenants, quotas.
+//! - [`plan`] (`plan`): reservations, tiers and bursting, the decisions;
+//!   [`verify`] checks its post-conditions, [`explain`] says why.
+//!
+//! [`place`] and [`reserve`] are the one-job interface the dispatch loop
+//! used before plans: `place` is a plan of one job under a permissive policy.
+
+mod capacity;
+mod decide;
+mod explain;
+mod fairness;
+mod fit;
+mod need;
+mod plan;
+mod score;
+mod types;
+mod verify;
 
 use std::collections::BTreeMap;
 
-use raybroker_adapter::{Capabilities, CapacitySnapshot, NodeCapacity, NodeResources};
-use raybroker_core::{Placement, Quantity, Resources};
+use raybroker_adapter::{Capabilities, CapacitySnapshot};
+use raybroker_core::{Placement, Resources};
+
+pub use explain::{explain, ClusterExplanation, ClusterVerdict, Explanation, Outcome};
+pub use fairness::{effective_priority, MAX_HEAD_PER_TENANT};
+pub use fit::static_fit;
+pub use plan::{plan, MAX_RESERVATIONS};
+pub use score::ScoreComponents;
+pub use types::{
+    PendingJob, Placed, Plan, Policy, Problem, Quota, Reserved, TenantPolicy, TenantUsage, Totals,
+    Usage, WaitReason, Waiting,
+};
+pub use verify::verify;
 
 /// One cluster as placement sees it.
 #[derive(Clone, Debug)]
@@ -23,7 +51,7 @@ pub struct ClusterView {
     pub name: String,
     /// 0 = on-prem, higher = burst tiers.
     pub tier: u32,
-    /// Cost of one GPU-hour, for ties.
+    /// Cost of one GPU-hour: among equally good fits, the cheaper cluster.
     pub cost_per_gpu_hour: f64,
     /// Configured labels, matched against `placement.required_labels`.
     pub labels: BTreeMap<String, String>,
@@ -50,7 +78,7 @@ pub enum Decision {
     },
     /// Some cluster could run it, none can start it now.
     Wait {
-        /// Per cluster, why not now.
+        /// Per cluster, why not now (then why never, for the others).
         reasons: Vec<(String, String)>,
     },
     /// No cluster could ever run it.
@@ -60,220 +88,66 @@ pub enum Decision {
     },
 }
 
-/// Why `cluster` could never run the job, or `Ok` when it could. A cluster
-/// never seen yet (no snapshot) is given the benefit of the doubt.
-pub fn static_fit(
-    resources: &Resources,
-    placement: &Placement,
-    cluster: &ClusterView,
-) -> Result<(), String> {
-    if !placement.allowed_clusters.is_empty() && !placement.allowed_clusters.contains(&cluster.name)
-    {
-        return Err("not in placement.allowed_clusters".to_string());
-    }
-    if placement.denied_clusters.contains(&cluster.name) {
-        return Err("in placement.denied_clusters".to_string());
-    }
-    for (key, value) in &placement.required_labels {
-        match cluster.labels.get(key) {
-            Some(v) if v == value => {}
-            Some(v) => return Err(format!("label {key}={v}, job requires {key}={value}")),
-            None => return Err(format!("no label {key}, job requires {key}={value}")),
-        }
-    }
-    if let Some(why) = cluster.capabilities.refuses(resources) {
-        return Err(why);
-    }
-    let Some(snapshot) = &cluster.snapshot else {
-        return Ok(());
-    };
-    let shaped: Vec<&NodeCapacity> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| node_fits(resources, n, &n.total))
-        .collect();
-    if shaped.len() < resources.nodes as usize {
-        return Err(explain_shape(resources, snapshot));
-    }
-    Ok(())
-}
-
-fn explain_shape(resources: &Resources, snapshot: &CapacitySnapshot) -> String {
-    if snapshot.nodes.is_empty() {
-        return "has no live nodes".to_string();
-    }
-    if !resources.gpus.is_zero() && !resources.gpu_types.is_empty() {
-        let models: Vec<String> = snapshot
-            .nodes
-            .iter()
-            .filter_map(|n| n.gpu_model.as_ref().map(|m| m.to_string()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !snapshot.nodes.iter().any(|n| {
-            n.gpu_model
-                .as_ref()
-                .is_some_and(|m| resources.accepts_gpu(m))
-        }) {
-            let wanted: Vec<String> = resources.gpu_types.iter().map(|m| m.to_string()).collect();
-            return format!(
-                "has no GPU of model {} (it has: {})",
-                wanted.join("|"),
-                if models.is_empty() {
-                    "none".to_string()
-                } else {
-                    models.join(", ")
-                }
-            );
-        }
-    }
-    let max = |f: fn(&NodeResources) -> Quantity| {
-        snapshot
-            .nodes
-            .iter()
-            .map(|n| f(&n.total))
-            .max()
-            .unwrap_or_default()
-    };
-    let max_mem = snapshot
-        .nodes
-        .iter()
-        .map(|n| n.total.memory)
-        .max()
-        .unwrap_or_default();
-    format!(
-        "no {} node(s) with {} CPUs, {} memory, {} GPUs{} (largest node: {} CPUs, {} memory, {} GPUs)",
-        resources.nodes,
-        resources.cpus,
-        resources.memory,
-        resources.gpus,
-        if resources.custom.is_empty() { String::new() } else { " and the custom resources".to_string() },
-        max(|r| r.cpus),
-        max_mem,
-        max(|r| r.gpus),
-    )
-}
-
-/// True when `node`, with `available` resources, can hold one node of the job.
-fn node_fits(resources: &Resources, node: &NodeCapacity, available: &NodeResources) -> bool {
-    if !resources.gpus.is_zero() {
-        match &node.gpu_model {
-            Some(model) if resources.accepts_gpu(model) => {}
-            Some(_) => return false,
-            None if resources.gpu_types.is_empty() => {}
-            None => return false,
-        }
-    }
-    available.cpus >= resources.cpus
-        && available.memory >= resources.memory
-        && available.gpus >= resources.gpus
-        && resources.custom.iter().all(|(name, amount)| {
-            available.custom.get(name).copied().unwrap_or_default() >= *amount
-        })
-}
-
-/// The nodes that can start the job now, tightest first, or `None`.
-fn choose_nodes(
-    resources: &Resources,
-    snapshot: &CapacitySnapshot,
-) -> Option<(Vec<String>, (Quantity, Quantity))> {
-    let mut fits: Vec<&NodeCapacity> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| node_fits(resources, n, &n.free))
-        .collect();
-    if fits.len() < resources.nodes as usize {
-        return None;
-    }
-    // Tightest first: leave the fewest GPUs, then CPUs, idle on a node, so
-    // whole free nodes stay whole for the jobs that need them.
-    fits.sort_by_key(|n| {
-        (
-            n.free.gpus.checked_sub(resources.gpus).unwrap_or_default(),
-            n.free.cpus.checked_sub(resources.cpus).unwrap_or_default(),
-            n.id.clone(),
-        )
-    });
-    let chosen: Vec<&NodeCapacity> = fits.into_iter().take(resources.nodes as usize).collect();
-    let leftover_gpus = chosen
-        .iter()
-        .map(|n| n.free.gpus.checked_sub(resources.gpus).unwrap_or_default())
-        .fold(Quantity::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
-    let leftover_cpus = chosen
-        .iter()
-        .map(|n| n.free.cpus.checked_sub(resources.cpus).unwrap_or_default())
-        .fold(Quantity::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
-    Some((
-        chosen.iter().map(|n| n.id.clone()).collect(),
-        (leftover_gpus, leftover_cpus),
-    ))
-}
-
-/// How candidate clusters rank, smallest first: tier, GPUs left idle, CPUs
-/// left idle, cost, name.
-type RankKey = (u32, Quantity, Quantity, u64, String);
-
-/// Decides where one job goes. Deterministic for equal inputs.
+/// Decides where one job goes, alone: the lowest tier that can start it now
+/// (bursting at once when none lower can), then the best fit. A plan of one
+/// job with no quotas, aging or reservations. Deterministic.
 pub fn place(resources: &Resources, placement: &Placement, clusters: &[ClusterView]) -> Decision {
-    let mut never = Vec::new();
-    let mut wait = Vec::new();
-    let mut best: Option<(RankKey, Vec<String>)> = None;
-    for cluster in clusters {
-        if let Err(why) = static_fit(resources, placement, cluster) {
-            never.push((cluster.name.clone(), why));
-            continue;
-        }
-        let snapshot = match (&cluster.snapshot, cluster.fresh) {
-            (Some(s), true) => s,
-            _ => {
-                wait.push((
-                    cluster.name.clone(),
-                    "no fresh capacity snapshot (cluster unreachable or not polled yet)"
-                        .to_string(),
-                ));
-                continue;
-            }
-        };
-        if snapshot.pending_jobs > cluster.pending_allowance {
-            wait.push((
-                cluster.name.clone(),
-                format!(
-                    "already holds {} pending jobs (allowance {})",
-                    snapshot.pending_jobs, cluster.pending_allowance
-                ),
-            ));
-            continue;
-        }
-        let Some((nodes, (gpus_left, cpus_left))) = choose_nodes(resources, snapshot) else {
-            wait.push((
-                cluster.name.clone(),
-                "not enough free capacity now".to_string(),
-            ));
-            continue;
-        };
-        // Cost as an integer (milli-units per GPU-hour) keeps the key totally ordered.
-        let cost = (cluster.cost_per_gpu_hour.max(0.0) * 1000.0) as u64;
-        let key = (
-            cluster.tier,
-            gpus_left,
-            cpus_left,
-            cost,
-            cluster.name.clone(),
-        );
-        if best.as_ref().is_none_or(|(k, _)| key < *k) {
-            best = Some((key, nodes));
-        }
-    }
-    match best {
-        Some((key, nodes)) => Decision::Place {
-            cluster: key.4,
-            nodes,
+    let job = PendingJob {
+        id: "job".to_string(),
+        tenant: String::new(),
+        priority: 0,
+        enqueued_at_ms: 0,
+        resources: resources.clone(),
+        placement: placement.clone(),
+        max_wait_ms: Some(0),
+    };
+    let policy = Policy {
+        tenants: BTreeMap::new(),
+        default_tenant: TenantPolicy {
+            max_wait_ms: 0,
+            ..TenantPolicy::default()
         },
-        None if wait.is_empty() => Decision::Never { reasons: never },
-        None => {
-            wait.extend(never);
-            Decision::Wait { reasons: wait }
+        aging_ms_per_priority: 0,
+        reserve_after_ms: 0,
+    };
+    let problem = Problem {
+        now_ms: 0,
+        jobs: std::slice::from_ref(&job),
+        clusters,
+        policy: &policy,
+        usage: &Usage::default(),
+    };
+    let mut plan = plan(&problem);
+    if let Some(placed) = plan.placed.pop() {
+        return Decision::Place {
+            cluster: placed.cluster,
+            nodes: placed.nodes,
+        };
+    }
+    let reason = plan.waiting.pop().map(|w| w.reason);
+    match reason {
+        Some(WaitReason::NeverFits { per_cluster }) => Decision::Never {
+            reasons: per_cluster,
+        },
+        Some(WaitReason::Capacity {
+            mut per_cluster, ..
+        }) => {
+            for cluster in clusters {
+                if let Err(why) = static_fit(resources, placement, cluster) {
+                    per_cluster.push((cluster.name.clone(), why));
+                }
+            }
+            Decision::Wait {
+                reasons: per_cluster,
+            }
         }
+        // Not with this policy (no quotas, bursting at once), but total.
+        Some(other) => Decision::Wait {
+            reasons: vec![(String::new(), other.to_string())],
+        },
+        None => Decision::Never {
+            reasons: Vec::new(),
+        },
     }
 }
 
@@ -293,6 +167,3 @@ pub fn reserve(snapshot: &mut CapacitySnapshot, resources: &Resources, nodes: &[
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

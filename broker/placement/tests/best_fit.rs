@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use raybroker_adapter::{Capabilities, CapacitySnapshot, NodeCapacity, NodeResources};
 use raybroker_core::{Bytes, GpuModel, Placement, Quantity, Resources};
 
-use super::*;
+use raybroker_placement::*;
 
 fn caps() -> Capabilities {
     Capabilities {

@@ -1,0 +1,213 @@
+//! [`plan`]: the decisions of one dispatch round, in order, over a working
+//! copy of the clusters' free capacity.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::capacity::ClusterState;
+use crate::decide::decide;
+use crate::explain::Trace;
+use crate::fairness::{self, Ledger, Share};
+use crate::need::{Models, Need};
+use crate::score::Workload;
+use crate::types::{Placed, Plan, Problem, WaitReason, Waiting};
+use crate::verify::{preconditions, verify};
+
+/// The most reservations one plan makes (one per tenant at most).
+pub const MAX_RESERVATIONS: usize = 16;
+
+/// Decides which queued jobs start now and where, and why the others wait:
+/// a pure, deterministic function of the problem.
+///
+/// Pre-conditions (asserted in debug builds): job ids are unique, tenant
+/// weights are positive. Post-conditions (asserted in debug builds with
+/// [`crate::verify`], and property-tested): nothing placed beyond free
+/// capacity or on a GPU model the job does not accept, no quota broken, a
+/// multi-node job gets all its nodes or none, a job above the lowest tier
+/// that could ever run it only when its tenant bursts and its wait bound has
+/// passed. Same problem, same plan: every collection iterated is ordered.
+///
+/// Order of decisions:
+/// 1. The head of each tenant's queue: at most [`crate::MAX_HEAD_PER_TENANT`]
+///    jobs by effective priority (priority plus aging), then age. The others
+///    appear in neither list of the plan.
+/// 2. Reservations: each tenant's oldest considered job that has waited
+///    `reserve_after_ms`, oldest first, at most [`crate::MAX_RESERVATIONS`].
+///    It starts if it can; otherwise what its best cluster has free, up to
+///    its shape, is held for it, so later (smaller) jobs only backfill onto
+///    capacity it does not need.
+/// 3. The rest by weighted DRF: the tenant with the smallest dominant share
+///    offers its next job; its share is recomputed when the job is placed.
+///
+/// One job: the clusters that could ever run it (none: it never fits); its
+/// overall quota; then tier by tier from the lowest that could ever run it
+/// (its home tier), the best cluster that can start it now. A tier above
+/// home is used only when no lower tier can start it, its tenant bursts, and
+/// it has waited its bound. Best, in order (see [`crate::ScoreComponents`]):
+/// no CPU-only job on GPU nodes; the least growth of GPU fragmentation, the
+/// free GPUs the queued jobs could not use (FGD, Weng et al., ATC 2023: keep
+/// remainders usable, pack GPU shares onto partly used GPUs); the lowest
+/// cost per GPU-hour; the tightest fit.
+///
+/// Cost: one pass over `problem.jobs` to pick the heads (dispatch passes only
+/// heads), an index of the nodes by (GPU model, free GPUs), then per decision
+/// a visit of the index groups for the job's models and a score of the few
+/// nodes found against at most 16 kinds of queued job: never dependent on
+/// how many jobs are queued behind the heads.
+pub fn plan(problem: &Problem) -> Plan {
+    run(problem, None).0
+}
+
+/// A considered job.
+pub(crate) struct Candidate {
+    /// Index in `Problem::jobs`.
+    pub(crate) job: usize,
+    pub(crate) need: Need,
+    /// Equal needs share a shape id (for the no-fit caches).
+    pub(crate) shape: u32,
+}
+
+/// What does not change during a plan.
+pub(crate) struct Input<'a> {
+    pub(crate) problem: Problem<'a>,
+    pub(crate) workload: Workload,
+    pub(crate) candidates: Vec<Candidate>,
+    /// Tenants by name, each with its candidates in queue order.
+    pub(crate) tenants: Vec<(&'a str, Vec<usize>)>,
+    /// Cluster indices by tier (lowest first), by name within a tier.
+    pub(crate) tiers: Vec<(u32, Vec<usize>)>,
+    /// The job being explained, if any.
+    pub(crate) trace: Option<usize>,
+}
+
+/// What a plan changes as it decides.
+pub(crate) struct State<'a> {
+    pub(crate) clusters: Vec<ClusterState<'a>>,
+    pub(crate) ledger: Ledger<'a>,
+    /// (shape, cluster) pairs that found no nodes: they find none for the
+    /// rest of the plan, as free capacity only shrinks.
+    pub(crate) no_fit: HashSet<(u32, usize)>,
+    /// Whether a shape fitted a cluster's capacity at the start of the plan.
+    pub(crate) fitted_initially: HashMap<(u32, usize), bool>,
+    pub(crate) placed: Vec<Placed>,
+    /// Job index and reason, in decision order.
+    pub(crate) waiting: Vec<(usize, WaitReason)>,
+    pub(crate) trace: Option<Trace>,
+}
+
+/// [`plan`], recording how the job at index `trace` was decided.
+pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trace>) {
+    debug_assert_eq!(preconditions(problem), Ok(()));
+    let problem = *problem;
+    let jobs = problem.jobs;
+    let models = Models::new(problem.clusters);
+    let mut shapes: HashMap<Need, u32> = HashMap::new();
+    let mut candidates = Vec::new();
+    let mut tenants = Vec::new();
+    for (tenant, list) in fairness::heads(&problem) {
+        let mut mine = Vec::with_capacity(list.len());
+        for job in list {
+            let need = Need::new(&jobs[job].resources, &models);
+            let next = shapes.len() as u32;
+            let shape = *shapes.entry(need.clone()).or_insert(next);
+            mine.push(candidates.len());
+            candidates.push(Candidate { job, need, shape });
+        }
+        tenants.push((tenant, mine));
+    }
+    let mut by_tier: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, cluster) in problem.clusters.iter().enumerate() {
+        by_tier.entry(cluster.tier).or_default().push(i);
+    }
+    for group in by_tier.values_mut() {
+        group.sort_by(|a, b| problem.clusters[*a].name.cmp(&problem.clusters[*b].name));
+    }
+    let input = Input {
+        problem,
+        workload: Workload::new(candidates.iter().map(|c| &c.need)),
+        candidates,
+        tenants,
+        tiers: by_tier.into_iter().collect(),
+        trace,
+    };
+    let mut state = State {
+        clusters: problem
+            .clusters
+            .iter()
+            .map(|v| ClusterState::new(v, &models))
+            .collect(),
+        ledger: Ledger::new(&problem),
+        no_fit: HashSet::new(),
+        fitted_initially: HashMap::new(),
+        placed: Vec::new(),
+        waiting: Vec::new(),
+        trace: None,
+    };
+    let mut decided = vec![false; input.candidates.len()];
+
+    let age = |c: &usize| {
+        let job = &jobs[input.candidates[*c].job];
+        (job.enqueued_at_ms, job.id.as_str())
+    };
+    let reserve_after = problem.policy.reserve_after_ms;
+    if reserve_after > 0 {
+        let mut overdue: Vec<usize> = input
+            .tenants
+            .iter()
+            .filter_map(|(_, list)| {
+                list.iter()
+                    .copied()
+                    .filter(|c| {
+                        jobs[input.candidates[*c].job].waited_ms(problem.now_ms) >= reserve_after
+                    })
+                    .min_by_key(age)
+            })
+            .collect();
+        overdue.sort_by_key(age);
+        overdue.truncate(MAX_RESERVATIONS);
+        for c in overdue {
+            decide(&input, &mut state, c, true);
+            decided[c] = true;
+        }
+    }
+
+    let mut cursors = vec![0usize; input.tenants.len()];
+    let mut turns: BTreeSet<(Share, usize)> = input
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(t, (name, _))| (Share(state.ledger.share(name)), t))
+        .collect();
+    while let Some((_, t)) = turns.pop_first() {
+        let (name, list) = &input.tenants[t];
+        let cursor = &mut cursors[t];
+        while *cursor < list.len() && decided[list[*cursor]] {
+            *cursor += 1;
+        }
+        let Some(&c) = list.get(*cursor) else {
+            continue;
+        };
+        *cursor += 1;
+        decide(&input, &mut state, c, false);
+        decided[c] = true;
+        if *cursor < list.len() {
+            turns.insert((Share(state.ledger.share(name)), t));
+        }
+    }
+
+    let waiting = state
+        .waiting
+        .into_iter()
+        .enumerate()
+        .map(|(i, (job, reason))| Waiting {
+            job_id: jobs[job].id.clone(),
+            position: i + 1,
+            reason,
+        })
+        .collect();
+    let plan = Plan {
+        placed: state.placed,
+        waiting,
+    };
+    debug_assert_eq!(verify(&problem, &plan), Ok(()));
+    (plan, state.trace)
+}
