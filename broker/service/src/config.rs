@@ -20,6 +20,7 @@ use crate::auth::TokenHash;
 
 mod expand;
 mod file;
+mod placement;
 mod ray_jobs;
 
 pub use expand::{expand_env, ExpandError};
@@ -53,6 +54,8 @@ pub struct Config {
     pub loops: crate::loops::LoopSettings,
     /// The Ray Jobs API compatible endpoint (`/api/...`).
     pub ray_jobs_api: RayJobsApiSettings,
+    /// Tenants' weights, quotas and bursting, aging and reservations.
+    pub placement: raybroker_placement::Policy,
 }
 
 /// The `ray_jobs_api` section: the Ray Jobs API compatible endpoint that
@@ -258,6 +261,12 @@ impl Config {
             event_stream_max_len: self.queue.event_stream_max_len,
             ..raybroker_queue::QueueConfig::default()
         }
+    }
+
+    /// The placement policy: every tenant's weight, quotas and bursting
+    /// (tenants not listed get the defaults), aging and reservations.
+    pub fn placement_policy(&self) -> raybroker_placement::Policy {
+        self.placement.clone()
     }
 
     /// What job validation needs: the GPU catalog with the extra models, and

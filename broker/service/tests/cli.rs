@@ -7,5 +7,7 @@
 mod against_broker;
 #[path = "cli/offline.rs"]
 mod offline;
+#[path = "cli/placement.rs"]
+mod placement;
 #[path = "cli/support.rs"]
 mod support;

@@ -53,7 +53,7 @@ pub(crate) struct CancelResponse {
 
 /// The body formats a submission may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BodyFormat {
+pub(super) enum BodyFormat {
     Json,
     Yaml,
 }
@@ -266,7 +266,7 @@ pub(crate) async fn visible_job(
     }
 }
 
-fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
+pub(super) fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
     let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Some(BodyFormat::Json),
@@ -277,7 +277,7 @@ fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
 
 /// Reads the document: 400 when it cannot be read at all, 422 naming the
 /// field when a field is unknown, missing or of the wrong type.
-fn parse_spec(body: &[u8], format: BodyFormat) -> Result<JobSpec, ApiError> {
+pub(super) fn parse_spec(body: &[u8], format: BodyFormat) -> Result<JobSpec, ApiError> {
     let parsed = match format {
         BodyFormat::Json => JobSpec::from_json(body),
         BodyFormat::Yaml => {

@@ -31,6 +31,7 @@ mod events;
 mod hub;
 mod jobs;
 mod logs;
+mod placement;
 mod rayjobs;
 mod system;
 
@@ -119,6 +120,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/jobs/{id}/logs", get(logs::job_logs))
+        .route("/v1/jobs/{id}/placement", get(placement::job_placement))
+        .route("/v1/placement/dry-run", post(placement::dry_run))
         .route("/v1/clusters", get(system::list_clusters))
         .route("/v1/openapi.json", get(system::openapi_json))
         .route("/healthz", get(system::healthz))

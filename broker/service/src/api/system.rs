@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
-use super::{events, jobs, logs, AppState};
+use super::{events, jobs, logs, placement, AppState};
 use crate::auth::Caller;
 use crate::config::ClusterKind;
 
@@ -26,6 +26,8 @@ use crate::config::ClusterKind;
         jobs::cancel_job,
         events::job_events,
         logs::job_logs,
+        placement::job_placement,
+        placement::dry_run,
         list_clusters,
         healthz,
         readyz,

@@ -11,12 +11,15 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::error::{CliError, ErrorKind};
-use super::wire::{CancelReply, ClusterList, ErrorBody, JobPage, LogsReply};
+use super::wire::{CancelReply, ClusterList, ErrorBody, JobPage, LogsReply, PlacementReport};
 
 /// How long to wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a plain request/answer call may take; the event stream has none.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `submit --dry-run` waits for the broker's explanation: the spec
+/// is printed anyway, so an absent broker should not hold it up.
+const DRY_RUN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A parsed answer plus the exact body it came from.
 #[derive(Debug)]
@@ -145,6 +148,23 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/jobs/{id}/placement`: why the job waits, or where it went.
+    pub async fn placement(&self, id: &JobId) -> Result<Reply<PlacementReport>, CliError> {
+        let request = self.request(Method::GET, &format!("v1/jobs/{id}/placement"))?;
+        self.call(request, &format!("explain the placement of job {id}"))
+            .await
+    }
+
+    /// `POST /v1/placement/dry-run`: what placement would do with `spec`
+    /// now; the broker writes nothing.
+    pub async fn dry_run(&self, spec: &JobSpec) -> Result<Reply<PlacementReport>, CliError> {
+        let request = self
+            .request(Method::POST, "v1/placement/dry-run")?
+            .json(spec);
+        self.call_within(request, "explain the spec's placement", DRY_RUN_TIMEOUT)
+            .await
+    }
+
     /// `GET /v1/clusters`.
     pub async fn clusters(&self) -> Result<Reply<ClusterList>, CliError> {
         let request = self.request(Method::GET, "v1/clusters")?;
@@ -194,8 +214,18 @@ impl Client {
         request: RequestBuilder,
         what: &str,
     ) -> Result<Reply<T>, CliError> {
+        self.call_within(request, what, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Client::call`] with its own time limit.
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        what: &str,
+        limit: Duration,
+    ) -> Result<Reply<T>, CliError> {
         let response = request
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(limit)
             .send()
             .await
             .map_err(|err| self.transport_error(&err))?;

@@ -160,6 +160,22 @@ pub async fn clusters(ctx: &Context) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `raybroker explain JOB`: why the job waits, cluster by cluster, or where
+/// it went and when.
+pub async fn explain(ctx: &Context, id: &JobId) -> Result<ExitCode, CliError> {
+    let reply = ctx.client()?.placement(id).await?;
+    match ctx.output {
+        OutputFormat::Json => output::print(&output::raw_json(&reply.raw))?,
+        OutputFormat::Table => output::print(&with_newline(&reply.body.text))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` ending in exactly one newline.
+pub fn with_newline(text: &str) -> String {
+    format!("{}\n", text.trim_end())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,6 +140,8 @@ pub enum ClientCommand {
     Logs(logs::LogsArgs),
     /// List the configured clusters.
     Clusters,
+    /// Explain a job's placement: why it waits, cluster by cluster, or where it went.
+    Explain(JobArg),
 }
 
 /// A job named on the command line.
@@ -248,6 +250,7 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<ExitCode, CliEr
             ClientCommand::Watch(arg) => watch::run(&ctx, &arg.job).await,
             ClientCommand::Logs(args) => logs::run(&ctx, args).await,
             ClientCommand::Clusters => jobs::clusters(&ctx).await,
+            ClientCommand::Explain(arg) => jobs::explain(&ctx, &arg.job).await,
         }
     })
 }

@@ -90,7 +90,8 @@ pub struct SubmitArgs {
     /// Follow the job until it finishes; exit 1 unless it succeeds.
     #[arg(long)]
     pub wait: bool,
-    /// Print the spec that would be submitted and exit.
+    /// Print the spec that would be submitted, and, when a broker answers,
+    /// where it would be placed now; queue nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// The command to run, after `--`; one argument is taken as a shell
@@ -107,10 +108,7 @@ pub async fn run(ctx: &Context, args: &SubmitArgs) -> Result<ExitCode, CliError>
     };
     let spec = build_spec(base, args).map_err(flag_errors)?;
     if args.dry_run {
-        let json = serde_json::to_string_pretty(&spec)
-            .map_err(|err| CliError::failed(format!("cannot encode the spec: {err}")))?;
-        output::print(&format!("{json}\n"))?;
-        return Ok(ExitCode::SUCCESS);
+        return dry_run(ctx, &spec).await;
     }
     let client = ctx.client()?;
     let reply = client.submit(&spec).await?;
@@ -138,4 +136,53 @@ pub async fn run(ctx: &Context, args: &SubmitArgs) -> Result<ExitCode, CliError>
     } else {
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Prints the spec; then, when a broker answers, what placement would do
+/// with it now. Without a reachable broker (or a token) the spec alone is
+/// printed and a note goes to stderr; a broker refusing the spec is an error.
+///
+/// `--output json` prints the spec alone offline, and
+/// `{"spec": ..., "placement": ...}` when the broker answered.
+async fn dry_run(ctx: &Context, spec: &JobSpec) -> Result<ExitCode, CliError> {
+    let spec_json = serde_json::to_value(spec)
+        .map_err(|err| CliError::failed(format!("cannot encode the spec: {err}")))?;
+    let pretty = |value: &serde_json::Value| {
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    };
+    let report = match ctx.client() {
+        Ok(client) => match client.dry_run(spec).await {
+            Ok(reply) => Some(reply),
+            Err(err) if err.transient => {
+                eprintln!(
+                    "note: no broker answered at {} ({}); placement not explained",
+                    client.server(),
+                    err.message
+                );
+                None
+            }
+            Err(err) => return Err(err),
+        },
+        Err(err) => {
+            eprintln!("note: placement not explained: {}", err.message);
+            None
+        }
+    };
+    match (ctx.output, report) {
+        (OutputFormat::Json, Some(reply)) => {
+            let placement: serde_json::Value =
+                serde_json::from_str(&reply.raw).unwrap_or(serde_json::Value::Null);
+            let both = serde_json::json!({"spec": spec_json, "placement": placement});
+            output::print(&format!("{}\n", pretty(&both)))?;
+        }
+        (OutputFormat::Table, Some(reply)) => {
+            output::print(&format!(
+                "{}\n\nplacement if submitted now:\n{}",
+                pretty(&spec_json),
+                super::jobs::with_newline(&reply.body.text)
+            ))?;
+        }
+        (_, None) => output::print(&format!("{}\n", pretty(&spec_json)))?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -167,3 +167,11 @@ pub struct LogsReply {
     /// True once the job has finished.
     pub complete: bool,
 }
+
+/// `GET /v1/jobs/{id}/placement` and `POST /v1/placement/dry-run`: the
+/// parts the CLI shows (`--output json` prints the whole body as sent).
+#[derive(Clone, Debug, Deserialize)]
+pub struct PlacementReport {
+    /// The explanation, as readable text.
+    pub text: String,
+}

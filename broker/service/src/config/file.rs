@@ -1,6 +1,6 @@
 //! The config file as written, and its validation into a [`Config`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use raybroker_core::{Bytes, FieldError, GpuModel, TenantId};
 use serde::Deserialize;
 
+use super::placement::{PlacementSection, QuotaEntry, TenantPlacementEntry};
 use super::{
     ApiSettings, ClusterConfig, ClusterKind, Config, QueueSettings, RedisConfig, Tenant,
     CONFIG_VERSION, MIN_TOKEN_LEN,
@@ -38,6 +39,8 @@ pub(super) struct ConfigFile {
     loops: LoopsSection,
     #[serde(default)]
     ray_jobs_api: super::ray_jobs::RayJobsApiSection,
+    #[serde(default)]
+    placement: PlacementSection,
 }
 
 /// The `loops` section as written: how often each loop runs.
@@ -73,6 +76,17 @@ struct TenantEntry {
     token_sha256: Option<String>,
     token_file: Option<PathBuf>,
     token_env: Option<String>,
+    /// Fair-share weight, > 0 (default 1).
+    weight: Option<f64>,
+    /// Bounds on what the tenant has in flight over all tiers.
+    quota: Option<QuotaEntry>,
+    /// Bounds per cluster tier.
+    #[serde(default)]
+    tier_quotas: BTreeMap<u32, QuotaEntry>,
+    /// Whether its jobs may burst to higher tiers (default true).
+    burst: Option<bool>,
+    /// How long a job waits for its lowest tier before bursting (default 10m).
+    max_wait: Option<String>,
 }
 
 impl ConfigFile {
@@ -148,6 +162,7 @@ impl ConfigFile {
         }
 
         let mut tenants: Vec<Tenant> = Vec::new();
+        let mut tenant_policies = BTreeMap::new();
         if self.tenants.is_empty() {
             bad("tenants", "no tenants: add at least one, e.g. {name: ops, admin: true, token_env: RAYBROKER_ADMIN_TOKEN}".into());
         }
@@ -167,6 +182,15 @@ impl ConfigFile {
                 );
                 continue;
             }
+            let policy = TenantPlacementEntry {
+                weight: entry.weight,
+                quota: entry.quota.as_ref(),
+                tier_quotas: &entry.tier_quotas,
+                burst: entry.burst,
+                max_wait: entry.max_wait.as_deref(),
+            }
+            .read(&at, &mut bad);
+            tenant_policies.insert(id.to_string(), policy);
             let token = match entry.token_hash(base_dir, env) {
                 Ok(token) => token,
                 Err((field, message)) => {
@@ -208,8 +232,10 @@ impl ConfigFile {
                 "must be 1-128 characters without whitespace, e.g. raybroker-prod".into(),
             );
         }
-        let loops = self.loops.read(&mut bad);
+        let mut loops = self.loops.read(&mut bad);
         let ray_jobs_api = self.ray_jobs_api.read(&mut bad);
+        let placement = self.placement.read(tenant_policies, &mut bad);
+        loops.dispatch.policy = placement.clone();
         let mut clusters = self.clusters;
         for (i, cluster) in clusters.iter_mut().enumerate() {
             let at = format!("clusters[{i}]");
@@ -260,6 +286,7 @@ impl ConfigFile {
             origin: self.origin,
             loops,
             ray_jobs_api,
+            placement,
         })
     }
 }

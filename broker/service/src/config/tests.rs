@@ -320,6 +320,9 @@ fn shipped_examples_load() {
     let config = Config::parse(&example, "example.yaml", &root, &vars).unwrap();
     assert_eq!(config.tenants.len(), 3);
     assert!(config.clusters[0].ray_config.is_some());
+    let policy = config.placement_policy();
+    assert_eq!(policy.tenant("robotics").weight, 2.0);
+    assert!(!policy.tenant("vision").burst);
 
     std::fs::write(dir.join("local-token"), "local-token-0123456789").unwrap();
     let run_dir = dir.display().to_string();
@@ -328,4 +331,77 @@ fn shipped_examples_load() {
     let config = Config::parse(&local, "local.yaml", &root, &local_vars).unwrap();
     assert_eq!(config.clusters.len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A config with one tenant `a` carrying `tenant_fields`, then `rest`.
+fn with_tenant(tenant_fields: &str, rest: &str) -> String {
+    format!(
+        "version: 1\ntenants:\n  - {{name: a, token_sha256: \"{}\"{tenant_fields}}}\n{rest}",
+        hash_token("x")
+    )
+}
+
+#[test]
+fn placement_policy_defaults_when_absent() {
+    let policy = parse(&with_tenant("", "")).unwrap().placement_policy();
+    let a = policy.tenant("a");
+    assert_eq!(a.weight, 1.0);
+    assert!(a.burst);
+    assert_eq!(a.max_wait_ms, 10 * 60 * 1000);
+    assert_eq!(a.quota, raybroker_placement::Quota::default());
+    assert!(a.tier_quotas.is_empty());
+    assert_eq!(policy.aging_ms_per_priority, 60_000);
+    assert_eq!(policy.reserve_after_ms, 30 * 60_000);
+}
+
+#[test]
+fn placement_policy_is_read_per_tenant() {
+    let text = with_tenant(
+        ", weight: 2.5, quota: {gpus: 8, memory: 64GiB}, tier_quotas: {1: {gpus: 0}}, burst: false, max_wait: 90s",
+        "placement: {aging_per_priority: 2m, reserve_after: 0}\n",
+    );
+    let policy = parse(&text).unwrap().placement_policy();
+    let a = policy.tenant("a");
+    assert_eq!(a.weight, 2.5);
+    assert!(!a.burst);
+    assert_eq!(a.max_wait_ms, 90_000);
+    assert_eq!(a.quota.gpus, Some("8".parse().unwrap()));
+    assert_eq!(a.quota.cpus, None);
+    assert_eq!(a.quota.memory, Some(Bytes(64 << 30)));
+    assert_eq!(
+        a.tier_quotas.get(&1).and_then(|q| q.gpus),
+        Some(raybroker_core::Quantity::ZERO)
+    );
+    assert_eq!(policy.aging_ms_per_priority, 120_000);
+    assert_eq!(policy.reserve_after_ms, 0, "0 disables reservations");
+}
+
+#[test]
+fn placement_values_are_validated_with_the_field_named() {
+    let text = with_tenant(
+        ", weight: 0, max_wait: soon",
+        "placement: {aging_per_priority: often, reserve_after: 30m}\n",
+    );
+    assert_eq!(
+        invalid_fields(&text),
+        [
+            "tenants[0].weight",
+            "tenants[0].max_wait",
+            "placement.aging_per_priority"
+        ]
+    );
+    let negative = with_tenant(", weight: -1", "");
+    assert_eq!(invalid_fields(&negative), ["tenants[0].weight"]);
+    for (fields, rest) in [
+        (", quota: {gpu: 1}", ""),
+        (", tier_quotas: {0: {vram: 1}}", ""),
+        ("", "placement: {aging: 1m}\n"),
+    ] {
+        match parse(&with_tenant(fields, rest)) {
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(message.contains("unknown field"), "{message}")
+            }
+            other => panic!("{fields:?} {rest:?}: expected a parse error, got {other:?}"),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The dispatch loop: decides where queued jobs go and sends them there.
 //!
 //! Each round: return expired leases to the queue, look at the head of every
-//! tenant's queue, ask placement where each job fits now, lease only the jobs
+//! tenant's queue, count what each tenant has in flight, ask placement for
+//! one plan over all of them (quotas, fair share, tiers), lease only the jobs
 //! that can start (waiting jobs are not churned through `dispatching`), record
 //! the attempt, then submit it. Admission control lives in placement: a
 //! cluster gets no more than it can start now plus its pending allowance, so
@@ -12,9 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raybroker_adapter::{ErrorKind, SubmitAck, SubmitRequest};
-use raybroker_core::{Attempt, Job, JobId, JobState};
-use raybroker_placement::{place, reserve, Decision};
+use raybroker_core::{Attempt, Job, JobId, JobState, TenantId};
+use raybroker_placement::{plan, PendingJob, Policy, Problem, WaitReason};
 use raybroker_queue::{JobQueue, Lease, QueueError};
+use tokio::sync::Mutex;
+
+use super::usage::InFlight;
 
 use crate::clusters::ClusterRegistry;
 use crate::raystore::delivery::PackageDelivery;
@@ -28,6 +32,8 @@ pub struct DispatchSettings {
     pub peek_per_tenant: usize,
     /// Longest wait for one submit call.
     pub submit_timeout: Duration,
+    /// Tenants' weights, quotas and bursting, aging and reservations.
+    pub policy: Policy,
 }
 
 impl Default for DispatchSettings {
@@ -36,6 +42,7 @@ impl Default for DispatchSettings {
             tick: Duration::from_millis(200),
             peek_per_tenant: 64,
             submit_timeout: Duration::from_secs(20),
+            policy: Policy::default(),
         }
     }
 }
@@ -71,6 +78,8 @@ pub struct Dispatcher {
     /// Copies a job's uploaded packages to its cluster before the submit
     /// (jobs from the Ray Jobs API); `None`: jobs name no uploaded packages.
     packages: Option<Arc<PackageDelivery>>,
+    /// In-flight jobs' demand by id, so a round reads only jobs new in flight.
+    in_flight: Mutex<InFlight>,
 }
 
 impl Dispatcher {
@@ -85,6 +94,7 @@ impl Dispatcher {
             clusters,
             settings,
             packages: None,
+            in_flight: Mutex::new(InFlight::default()),
         }
     }
 
@@ -111,7 +121,8 @@ impl Dispatcher {
         }
     }
 
-    /// One round over every tenant with queued jobs.
+    /// One round over every tenant with queued jobs: one plan over the
+    /// heads of all tenants' queues.
     pub async fn round(&self, now_ms: u64) -> Result<RoundReport, QueueError> {
         let mut report = RoundReport::default();
         let reclaimed = self.queue.reclaim_expired(now_ms).await?;
@@ -121,18 +132,33 @@ impl Dispatcher {
                 "reclaimed jobs from expired leases"
             );
         }
-        let mut views = self.clusters.views(now_ms);
-        for tenant in self.queue.ready_tenants().await? {
+        let views = self.clusters.views(now_ms);
+        let usage = self
+            .in_flight
+            .lock()
+            .await
+            .refresh(&self.queue)
+            .await?
+            .usage(&views);
+        let tenants = self.queue.ready_tenants().await?;
+        let mut choices: HashMap<TenantId, HashMap<JobId, Choice>> = HashMap::new();
+        let mut pending: Vec<PendingJob> = Vec::new();
+        let mut queued: HashMap<String, (TenantId, JobId)> = HashMap::new();
+        for tenant in &tenants {
             let jobs = self
                 .queue
-                .peek(&tenant, self.settings.peek_per_tenant)
+                .peek(tenant, self.settings.peek_per_tenant)
                 .await?;
-            let mut choices: HashMap<JobId, Choice> = HashMap::new();
             for job in jobs {
+                // A recorded, unconfirmed attempt is re-sent where it was
+                // recorded, bypassing placement.
                 if let Some(attempt) = unconfirmed_attempt(&job) {
                     match views.iter().find(|v| v.name == attempt.cluster) {
                         Some(view) if view.fresh => {
-                            choices.insert(job.id.clone(), Choice::Replay(attempt.clone()));
+                            choices
+                                .entry(tenant.clone())
+                                .or_default()
+                                .insert(job.id.clone(), Choice::Replay(attempt.clone()));
                             continue;
                         }
                         Some(_) => {
@@ -142,29 +168,54 @@ impl Dispatcher {
                         None => {} // the cluster was removed: place a new attempt
                     }
                 }
-                match place(&job.spec.resources, &job.spec.placement, &views) {
-                    Decision::Place { cluster, nodes } => {
-                        if let Some(snapshot) = views
-                            .iter_mut()
-                            .find(|v| v.name == cluster)
-                            .and_then(|v| v.snapshot.as_mut())
-                        {
-                            reserve(snapshot, &job.spec.resources, &nodes);
-                        }
-                        self.clusters.reserve(&cluster, &job.spec.resources, &nodes);
-                        choices.insert(job.id.clone(), Choice::New(cluster));
-                    }
-                    Decision::Wait { .. } => report.waiting += 1,
-                    Decision::Never { reasons } => {
-                        choices.insert(job.id.clone(), Choice::Fail(explain(&reasons)));
-                    }
-                }
+                pending.push(PendingJob::from_job(&job));
+                queued.insert(job.id.to_string(), (tenant.clone(), job.id.clone()));
             }
-            if choices.is_empty() {
+        }
+        let problem = Problem {
+            now_ms,
+            jobs: &pending,
+            clusters: &views,
+            policy: &self.settings.policy,
+            usage: &usage,
+        };
+        let plan = plan(&problem);
+        let mut decided = 0;
+        for placed in &plan.placed {
+            let Some((tenant, id)) = queued.get(&placed.job_id) else {
                 continue;
+            };
+            if let Some(job) = pending.iter().find(|j| j.id == placed.job_id) {
+                // Later rounds see the capacity as used until the next snapshot.
+                self.clusters
+                    .reserve(&placed.cluster, &job.resources, &placed.nodes);
             }
+            choices
+                .entry(tenant.clone())
+                .or_default()
+                .insert(id.clone(), Choice::New(placed.cluster.clone()));
+            decided += 1;
+        }
+        for waiting in &plan.waiting {
+            let WaitReason::NeverFits { per_cluster } = &waiting.reason else {
+                continue;
+            };
+            let Some((tenant, id)) = queued.get(&waiting.job_id) else {
+                continue;
+            };
+            choices
+                .entry(tenant.clone())
+                .or_default()
+                .insert(id.clone(), Choice::Fail(explain(per_cluster)));
+            decided += 1;
+        }
+        report.waiting += pending.len() - decided;
+        for tenant in &tenants {
+            let Some(mut choices) = choices.remove(tenant) else {
+                continue;
+            };
             let ids: Vec<JobId> = choices.keys().cloned().collect();
-            for lease in self.queue.lease_ids(&tenant, &ids, now_ms).await? {
+            for lease in self.queue.lease_ids(tenant, &ids, now_ms).await? {
                 let Some(choice) = choices.remove(&lease.job.id) else {
                     continue;
                 };

@@ -8,6 +8,7 @@
 
 pub mod dispatch;
 pub mod reconcile;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

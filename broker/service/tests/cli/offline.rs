@@ -19,6 +19,7 @@ fn help_lists_every_subcommand() {
         "cancel",
         "watch",
         "clusters",
+        "explain",
         "serve",
         "hash-token",
     ] {

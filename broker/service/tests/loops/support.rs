@@ -14,6 +14,7 @@ use raybroker::loops::dispatch::RoundReport;
 use raybroker::loops::{DispatchSettings, Dispatcher, ReconcileSettings, Reconciler};
 use raybroker_adapter::ClusterAdapter;
 use raybroker_core::{Bytes, GpuModel, Job, JobId, JobSpec, JobState, Quantity, TenantId};
+use raybroker_placement::Policy;
 use raybroker_queue::{testing, JobQueue, QueueConfig};
 use raybroker_sim::{ManualClock, NodeShape, SimAdapter, SimClusterConfig};
 
@@ -102,8 +103,16 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A harness over `clusters`.
+    /// A harness over `clusters` whose jobs burst to a higher tier as soon
+    /// as no lower one can start them (no wait bound, no quotas).
     pub fn new(label: &str, clusters: Vec<SimCluster>) -> Harness {
+        let mut policy = Policy::default();
+        policy.default_tenant.max_wait_ms = 0;
+        Harness::with_policy(label, clusters, policy)
+    }
+
+    /// A harness over `clusters` whose dispatcher plans with `policy`.
+    pub fn with_policy(label: &str, clusters: Vec<SimCluster>, policy: Policy) -> Harness {
         let clock = Arc::new(ManualClock::new(START_MS));
         let queue = JobQueue::new(
             testing::pool(&testing::redis_url()),
@@ -135,8 +144,14 @@ impl Harness {
             SNAPSHOT_MAX_AGE,
             Duration::from_secs(5),
         ));
-        let dispatcher =
-            Dispatcher::new(queue.clone(), registry.clone(), DispatchSettings::default());
+        let dispatcher = Dispatcher::new(
+            queue.clone(),
+            registry.clone(),
+            DispatchSettings {
+                policy,
+                ..DispatchSettings::default()
+            },
+        );
         let reconciler = Reconciler::new(
             queue.clone(),
             registry.clone(),
@@ -176,9 +191,14 @@ impl Harness {
 
     /// Queues `spec` for the harness tenant now.
     pub async fn submit(&self, spec: JobSpec) -> JobId {
+        self.submit_as(&self.tenant, spec).await
+    }
+
+    /// Queues `spec` for `tenant` now.
+    pub async fn submit_as(&self, tenant: &TenantId, spec: JobSpec) -> JobId {
         let outcome = self
             .queue
-            .submit(&self.tenant, spec, self.now())
+            .submit(tenant, spec, self.now())
             .await
             .expect("submit to the test queue");
         outcome.job().id.clone()
