@@ -4,6 +4,12 @@
 #
 #   deploy/local/bench.sh [bench options...]     e.g. --skip http --cycle-jobs 50000
 #
+# Dispatch overhead (submit -> running through the broker against submit ->
+# RUNNING on the Ray head directly; needs a running head, e.g. clusters.sh up):
+#
+#   deploy/local/bench.sh --ray-head http://127.0.0.1:21001 --skip baseline,cycle,memory,http
+#
+# (add --dispatch-jobs N, --dispatch-every/--reconcile-every DURATION to vary it).
 # The Redis on port 6391 is started and stopped here; figures also go to
 # $RUN_DIR/bench.json. docs/benchmarks.md records results and how to read them.
 set -euo pipefail

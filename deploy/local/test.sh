@@ -81,6 +81,12 @@ fi
 cd "$REPO"
 started=$(now)
 rc=0
-run cargo test --workspace --all-targets "$@" || rc=$?
+# With arguments (e.g. -p raybroker-queue) they choose what runs; without,
+# the whole workspace.
+if (($#)); then
+  run cargo test --all-targets "$@" || rc=$?
+else
+  run cargo test --workspace --all-targets || rc=$?
+fi
 log "cargo test exited $rc after $(elapsed_since "$started") s"
 exit "$rc"

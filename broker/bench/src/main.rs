@@ -4,11 +4,14 @@
 //! - the yardstick: redis-benchmark LPUSH, unpipelined and 16-deep pipelined;
 //! - the queue cycle submit -> lease -> complete without HTTP;
 //! - Redis memory per queued job of a typical spec;
-//! - HTTP submit throughput and latency percentiles through the real service.
+//! - HTTP submit throughput and latency percentiles through the real service;
+//! - with `--ray-head`, the dispatch overhead: submit -> running through the
+//!   broker against submit -> RUNNING on the Ray head directly.
 //!
 //! `deploy/local/bench.sh` starts a durable Redis and runs this in release
 //! mode; docs/benchmarks.md records the results and how to reproduce them.
 
+mod dispatch;
 mod http;
 mod queue_cycle;
 mod redis_baseline;
@@ -45,9 +48,31 @@ struct Args {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Skip parts: any of baseline, cycle, memory, http.
+    /// Skip parts: any of baseline, cycle, memory, http, dispatch.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
+    /// A Ray head's dashboard URL: runs the dispatch part against it (it
+    /// runs only when this is given).
+    #[arg(long)]
+    ray_head: Option<String>,
+    /// Jobs per path in the dispatch part.
+    #[arg(long, default_value_t = 20)]
+    dispatch_jobs: usize,
+    /// What the dispatch part's jobs run.
+    #[arg(long, default_value = "sleep 1")]
+    dispatch_entrypoint: String,
+    /// The dispatch part's broker: `loops.dispatch_every`.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    dispatch_every: Duration,
+    /// The dispatch part's broker: `loops.reconcile_every`.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    reconcile_every: Duration,
+    /// The dispatch part's broker: `loops.snapshot_every`.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    snapshot_every: Duration,
+    /// How often the dispatch part polls both paths for a running job.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    poll_every: Duration,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -63,6 +88,7 @@ struct Report {
     memory_bytes_per_job: Option<f64>,
     memory_job_hash_bytes: Option<u64>,
     http: Option<http::HttpFigures>,
+    dispatch: Option<dispatch::DispatchFigures>,
 }
 
 /// A job as Isaac Lab users submit them: a training command, a few env
@@ -136,6 +162,20 @@ async fn main() -> anyhow::Result<()> {
             args.connections, figures.jobs_per_s, figures.p50_ms, figures.p99_ms, figures.p999_ms, figures.errors
         );
         report.http = Some(figures);
+    }
+    if let (Some(head), false) = (&args.ray_head, skip("dispatch")) {
+        let settings = dispatch::Settings {
+            head: head.clone(),
+            jobs: args.dispatch_jobs,
+            entrypoint: args.dispatch_entrypoint.clone(),
+            dispatch_every: args.dispatch_every,
+            reconcile_every: args.reconcile_every,
+            snapshot_every: args.snapshot_every,
+            poll_every: args.poll_every,
+        };
+        let figures = dispatch::run(&url, &settings).await?;
+        dispatch::print(&figures);
+        report.dispatch = Some(figures);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use deadpool_redis::{PoolConfig, Runtime, Timeouts};
 use raybroker_queue::JobQueue;
+use redis::AsyncConnectionConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -36,6 +37,9 @@ const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const SHARED_CONNECTIONS: usize = 4;
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for the answer to one call on a pooled connection: above
+/// the longest blocking read the service makes (the event hub's, 5 s).
+const POOL_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves the API on `listener` until `shutdown` completes, then stops
 /// accepting, ends open event streams and waits for requests in flight.
@@ -157,14 +161,18 @@ fn redis_pool(config: &Config) -> anyhow::Result<deadpool_redis::Pool> {
         create: Some(CONNECT_TIMEOUT),
         recycle: Some(CONNECT_TIMEOUT),
     };
-    deadpool_redis::Config {
-        url: Some(config.redis.url.clone()),
-        connection: None,
-        pool: Some(pool_config),
-    }
-    .create_pool(Some(Runtime::Tokio1))
-    // The error may quote the URL, which may hold a password: say less.
-    .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))
+    // The pool serves blocking reads (the event hub's XREAD BLOCK), which
+    // redis-rs's default response timeout (500 ms) would cut short.
+    let connection = AsyncConnectionConfig::new().set_response_timeout(Some(POOL_RESPONSE_TIMEOUT));
+    // Errors may quote the URL, which may hold a password: say less.
+    let bad_url = |_| anyhow::anyhow!("cannot use redis.url; check its form (redis://host:port)");
+    let manager = deadpool_redis::Manager::new_with_config(config.redis.url.as_str(), connection)
+        .map_err(bad_url)?;
+    deadpool_redis::Pool::builder(manager)
+        .config(pool_config)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|_| anyhow::anyhow!("cannot set up the redis connection pool; check redis.url"))
 }
 
 /// The queue over `pool` as configured. Connects lazily.

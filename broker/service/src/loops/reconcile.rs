@@ -11,6 +11,7 @@ use futures::stream::{self, StreamExt};
 use raybroker_adapter::{ClusterAdapter, RemoteState, RemoteStatus};
 use raybroker_core::{Job, JobId, JobState};
 use raybroker_queue::{JobQueue, QueueError};
+use tracing::Instrument as _;
 
 use crate::clusters::ClusterRegistry;
 
@@ -67,27 +68,51 @@ impl Reconciler {
         }
     }
 
-    /// Runs rounds until `shutdown` turns true.
+    /// Runs rounds until `shutdown` turns true, and garbage collection
+    /// beside them.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        // The first collection comes one `gc_every` after start, not at
-        // start: a broker restarted again and again (a crash loop) would
-        // otherwise list and clean every cluster on each start, whatever
-        // `gc_every` says.
-        let mut last_gc = super::now_ms();
+        let this = Arc::new(self);
+        // A collection can take seconds (Ray deletes a finished job only a
+        // few seconds after its end, and cleanup waits for that); in a task
+        // of its own it does not hold back the rounds that follow jobs.
+        let collector = tokio::spawn(
+            this.clone()
+                .collect_garbage_every(shutdown.clone())
+                .in_current_span(),
+        );
         loop {
-            let now = super::now_ms();
-            if let Err(err) = self.round(now).await {
+            if let Err(err) = this.round(super::now_ms()).await {
                 tracing::warn!(error = %err, "reconcile round failed");
-            }
-            if now.saturating_sub(last_gc) >= self.settings.gc_every.as_millis() as u64 {
-                last_gc = now;
-                if let Err(err) = self.collect_garbage().await {
-                    tracing::warn!(error = %err, "garbage collection failed");
-                }
             }
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => break,
-                _ = tokio::time::sleep(self.settings.tick) => {}
+                _ = tokio::time::sleep(this.settings.tick) => {}
+            }
+        }
+        let _ = collector.await;
+    }
+
+    /// Collects garbage every `gc_every` until `shutdown` turns true. The
+    /// first collection comes one `gc_every` after start, not at start: a
+    /// broker restarted again and again (a crash loop) would otherwise list
+    /// and clean every cluster on each start, whatever `gc_every` says. A
+    /// collection cut short by shutdown is harmless: every step is idempotent.
+    async fn collect_garbage_every(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(self.settings.gc_every) => {}
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                result = self.collect_garbage() => {
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "garbage collection failed");
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,23 @@
+//! End-to-end tests: the broker as a real process, over a real Redis and two
+//! real Ray heads of different versions with fake GPUs.
+//!
+//! Needs `RAYBROKER_TEST_RAY_A` (Ray 2.31.0, 4 x A100) and
+//! `RAYBROKER_TEST_RAY_B` (current Ray, 2 x L4); `deploy/local/test.sh`
+//! starts both. Without them every test fails, saying how to start them.
+//! Redis comes from `RAYBROKER_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6390`).
+//!
+//! - [`routing`]: GPU jobs land on the head with their model; a job no head
+//!   can run is refused at submit;
+//! - [`failures`]: a failing entrypoint fails its job, without retries;
+//! - [`cancel`]: cancel a queued, a just-submitted and a running job;
+//! - [`restart`]: queued jobs survive `kill -9` of the broker;
+//! - [`crash`]: 200 jobs while the broker is SIGKILLed again and again, then
+//!   every attempt checked against the heads' own records.
+
+mod cancel;
+mod crash;
+mod failures;
+mod restart;
+mod routing;
+mod support;
