@@ -85,30 +85,7 @@ pub(crate) async fn submit_job(
         tracing::info!(tenant = %caller.tenant, reason = reason.as_str(), "submission refused");
         err
     };
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            let limit = state.config.api.max_body_bytes.0;
-            reject(RejectReason::TooLarge, ApiError::too_large(limit))
-        } else {
-            let err = ApiError::malformed(format!("cannot read the body: {rejection}"), None);
-            reject(RejectReason::Malformed, err)
-        }
-    })?;
-    let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
-    let format = body_format(content_type).ok_or_else(|| {
-        let err = ApiError::unsupported_media_type(content_type);
-        reject(RejectReason::UnsupportedMediaType, err)
-    })?;
-    let spec = parse_spec(&body, format).map_err(|err| {
-        let reason = if err.status() == StatusCode::BAD_REQUEST {
-            RejectReason::Malformed
-        } else {
-            RejectReason::Invalid
-        };
-        reject(reason, err)
-    })?;
-    validate(&spec, &state.validation)
-        .map_err(|fields| reject(RejectReason::Invalid, ApiError::invalid(fields)))?;
+    let spec = read_spec(&state, &headers, body).map_err(|(reason, err)| reject(reason, err))?;
     // A job no configured cluster could ever run is refused now, with each
     // cluster's reason, rather than queued forever. Clusters not seen yet get
     // the benefit of the doubt.
@@ -252,6 +229,43 @@ pub(crate) async fn cancel_job(
     }))
 }
 
+/// Reads and validates a job spec from a request body (JSON or YAML), as
+/// submit and the placement dry run both do; an error comes with the reason
+/// the rejection is counted under.
+pub(super) fn read_spec(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<JobSpec, (RejectReason, ApiError)> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let limit = state.config.api.max_body_bytes.0;
+            (RejectReason::TooLarge, ApiError::too_large(limit))
+        } else {
+            let err = ApiError::malformed(format!("cannot read the body: {rejection}"), None);
+            (RejectReason::Malformed, err)
+        }
+    })?;
+    let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+    let format = body_format(content_type).ok_or_else(|| {
+        (
+            RejectReason::UnsupportedMediaType,
+            ApiError::unsupported_media_type(content_type),
+        )
+    })?;
+    let spec = parse_spec(&body, format).map_err(|err| {
+        let reason = if err.status() == StatusCode::BAD_REQUEST {
+            RejectReason::Malformed
+        } else {
+            RejectReason::Invalid
+        };
+        (reason, err)
+    })?;
+    validate(&spec, &state.validation)
+        .map_err(|fields| (RejectReason::Invalid, ApiError::invalid(fields)))?;
+    Ok(spec)
+}
+
 /// The job named by `raw_id`, if the caller may see it. A malformed id, a
 /// missing job and another tenant's job all answer the same 404.
 pub(crate) async fn visible_job(
@@ -266,7 +280,7 @@ pub(crate) async fn visible_job(
     }
 }
 
-pub(super) fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
+fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
     let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Some(BodyFormat::Json),
@@ -277,7 +291,7 @@ pub(super) fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
 
 /// Reads the document: 400 when it cannot be read at all, 422 naming the
 /// field when a field is unknown, missing or of the wrong type.
-pub(super) fn parse_spec(body: &[u8], format: BodyFormat) -> Result<JobSpec, ApiError> {
+fn parse_spec(body: &[u8], format: BodyFormat) -> Result<JobSpec, ApiError> {
     let parsed = match format {
         BodyFormat::Json => JobSpec::from_json(body),
         BodyFormat::Yaml => {

@@ -12,15 +12,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::Json;
-use raybroker_core::{validate, Job, JobSpec, JobState, TenantId};
+use raybroker_core::{Job, JobSpec, JobState, TenantId};
 use raybroker_placement::{explain, Explanation, PendingJob, Problem, MAX_HEAD_PER_TENANT};
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
-use super::jobs::{body_format, parse_spec, visible_job};
+use super::jobs::{read_spec, visible_job};
 use super::{now_ms, AppState};
 use crate::auth::Caller;
 use crate::loops::usage::usage_now;
@@ -123,18 +122,7 @@ pub(crate) async fn dry_run(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlacementReport>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(state.config.api.max_body_bytes.0)
-        } else {
-            ApiError::malformed(format!("cannot read the body: {rejection}"), None)
-        }
-    })?;
-    let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
-    let format =
-        body_format(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    let spec = parse_spec(&body, format)?;
-    validate(&spec, &state.validation).map_err(ApiError::invalid)?;
+    let spec = read_spec(&state, &headers, body).map_err(|(_, err)| err)?;
     let pending = PendingJob {
         id: DRY_RUN_ID.to_string(),
         tenant: caller.tenant.to_string(),
