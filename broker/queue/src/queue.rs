@@ -1,12 +1,16 @@
-//! The typed queue API over the Lua scripts.
+//! The typed queue API over the Lua scripts: the types and the lifecycle
+//! operations here; `reads`, `logs` and `events` hold the rest.
+
+mod events;
+mod logs;
+mod reads;
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_redis::Pool;
-use raybroker_core::{Attempt, Job, JobEvent, JobId, JobSpec, JobState, TenantId, Transition};
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use raybroker_core::{Attempt, Job, JobId, JobSpec, JobState, TenantId, Transition};
 use redis::AsyncCommands;
 
 use crate::codec::job_from_fields;
@@ -313,94 +317,6 @@ impl JobQueue {
         job_from_fields(id.as_str(), &fields).map(Some)
     }
 
-    /// A page of jobs matching `filter`, newest first, after `cursor`.
-    ///
-    /// Walks the narrowest index (jobs in the state, else the tenant's jobs,
-    /// else all jobs) and filters the rest in the broker; a page stops after
-    /// scanning a bounded number of entries, so a sparse filter returns a short
-    /// page with a cursor rather than scanning everything at once.
-    pub async fn list(
-        &self,
-        filter: &ListFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page, QueueError> {
-        let limit = limit.clamp(1, 1000);
-        let source = match (&filter.state, &filter.tenant) {
-            (Some(state), _) => self.keys.in_state(*state),
-            (None, Some(tenant)) => self.keys.tenant_jobs(tenant),
-            (None, None) => self.keys.all_jobs(),
-        };
-        let mut max = match cursor {
-            Some(text) => {
-                let seq: u64 = text.parse().map_err(|_| QueueError::Conflict {
-                    id: JobId::generate(0),
-                    detail: format!("'{text}' is not a listing cursor"),
-                })?;
-                format!("({seq}")
-            }
-            None => "+inf".to_string(),
-        };
-        let batch = (limit * 2).max(64);
-        let mut budget = limit * 20 + 1000;
-        let mut jobs = Vec::new();
-        let mut conn = self.conn().await?;
-        loop {
-            let entries: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(&source)
-                .arg(&max)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(batch)
-                .query_async(&mut conn)
-                .await?;
-            if entries.is_empty() {
-                return Ok(Page {
-                    jobs,
-                    next_cursor: None,
-                });
-            }
-            let mut pipe = redis::pipe();
-            for (id, _) in &entries {
-                pipe.cmd("HGETALL")
-                    .arg(format!("{}{}", self.keys.job_base(), id));
-            }
-            let all: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-            let exhausted = entries.len() < batch;
-            for ((id, seq), fields) in entries.into_iter().zip(all) {
-                budget = budget.saturating_sub(1);
-                max = format!("({}", seq as u64);
-                if fields.is_empty() {
-                    continue; // index entry of a job removed by retention
-                }
-                let job = job_from_fields(&id, &fields)?;
-                if filter.matches(&job) {
-                    jobs.push(job);
-                    if jobs.len() == limit {
-                        return Ok(Page {
-                            jobs,
-                            next_cursor: Some((seq as u64).to_string()),
-                        });
-                    }
-                }
-                if budget == 0 {
-                    return Ok(Page {
-                        jobs,
-                        next_cursor: Some((seq as u64).to_string()),
-                    });
-                }
-            }
-            if exhausted {
-                return Ok(Page {
-                    jobs,
-                    next_cursor: None,
-                });
-            }
-        }
-    }
-
     /// Cancels a queued job at once; marks a dispatching or running one for
     /// cancellation; leaves a finished one as it is.
     pub async fn cancel(
@@ -434,22 +350,6 @@ impl JobQueue {
             .await?
             .ok_or_else(|| QueueError::NotFound(id.clone()))?;
         Ok(CancelOutcome { effect, job })
-    }
-
-    /// Tenants that have queued jobs.
-    pub async fn ready_tenants(&self) -> Result<Vec<TenantId>, QueueError> {
-        let mut conn = self.conn().await?;
-        let names: Vec<String> = conn.smembers(self.keys.ready_tenants()).await?;
-        let mut tenants: Vec<TenantId> =
-            names.iter().filter_map(|n| TenantId::new(n).ok()).collect();
-        tenants.sort();
-        Ok(tenants)
-    }
-
-    /// Number of queued jobs of a tenant.
-    pub async fn queued_count(&self, tenant: &TenantId) -> Result<u64, QueueError> {
-        let mut conn = self.conn().await?;
-        Ok(conn.zcard(self.keys.ready(tenant)).await?)
     }
 
     /// Leases up to `max` of the tenant's queued jobs, best first, moving them
@@ -710,147 +610,6 @@ impl JobQueue {
             .filter_map(|id| JobId::from_str(id).ok())
             .collect())
     }
-
-    /// Ids of jobs in `state`, oldest first, at most `limit`.
-    pub async fn ids_in_state(
-        &self,
-        state: JobState,
-        limit: usize,
-    ) -> Result<Vec<JobId>, QueueError> {
-        let mut conn = self.conn().await?;
-        let ids: Vec<String> = conn
-            .zrange(
-                self.keys.in_state(state),
-                0,
-                limit.saturating_sub(1) as isize,
-            )
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| JobId::from_str(id).ok())
-            .collect())
-    }
-
-    /// Where reading the current attempt's remote log should resume (a byte
-    /// offset; 0 for a new attempt).
-    pub async fn log_cursor(&self, id: &JobId, attempt: u32) -> Result<u64, QueueError> {
-        let mut conn = self.conn().await?;
-        let cursor: Option<String> = conn.hget(self.keys.job(id), "logcur").await?;
-        Ok(cursor
-            .and_then(|c| {
-                let (a, offset) = c.split_once(':')?;
-                (a.parse::<u32>().ok()? == attempt).then(|| offset.parse().ok())?
-            })
-            .unwrap_or(0))
-    }
-
-    /// Appends log text read from `from` to `to` of the current attempt's
-    /// remote log; returns false (and writes nothing) when that stretch was
-    /// already kept or the attempt is no longer current.
-    pub async fn append_logs(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        from: u64,
-        to: u64,
-        text: &str,
-    ) -> Result<bool, QueueError> {
-        let mut invocation = self.scripts.append_logs.prepare_invoke();
-        invocation
-            .key(self.keys.logs(id))
-            .key(self.keys.job(id))
-            .arg(attempt)
-            .arg(from)
-            .arg(to)
-            .arg(text)
-            .arg(self.config.log_cap_bytes);
-        let mut conn = self.conn().await?;
-        let appended: i64 = invocation.invoke_async(&mut conn).await?;
-        Ok(appended == 1)
-    }
-
-    /// The job's kept log from byte `offset` on (all attempts, newest
-    /// `log_cap_bytes`), and the offset to ask from next time.
-    pub async fn logs(&self, id: &JobId, offset: u64) -> Result<(String, u64), QueueError> {
-        let mut conn = self.conn().await?;
-        let (text, len): (Vec<u8>, u64) = redis::pipe()
-            .cmd("GETRANGE")
-            .arg(self.keys.logs(id))
-            .arg(offset)
-            .arg(-1)
-            .cmd("STRLEN")
-            .arg(self.keys.logs(id))
-            .query_async(&mut conn)
-            .await?;
-        let text = if offset >= len { Vec::new() } else { text };
-        Ok((String::from_utf8_lossy(&text).into_owned(), len.max(offset)))
-    }
-
-    /// Jobs whose cancel still has to reach their cluster.
-    pub async fn pending_cancels(&self) -> Result<Vec<JobId>, QueueError> {
-        let mut conn = self.conn().await?;
-        let ids: Vec<String> = conn.smembers(self.keys.cancels()).await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| JobId::from_str(id).ok())
-            .collect())
-    }
-
-    /// The cursor of the newest event (start a follow from here); `0-0` when
-    /// the stream is empty.
-    pub async fn last_event_cursor(&self) -> Result<String, QueueError> {
-        let mut conn = self.conn().await?;
-        let reply: StreamRangeReply = conn
-            .xrevrange_count(self.keys.events(), "+", "-", 1)
-            .await?;
-        Ok(reply
-            .ids
-            .first()
-            .map(|e| e.id.clone())
-            .unwrap_or_else(|| "0-0".to_string()))
-    }
-
-    /// Events after `cursor`, waiting up to `block` for the first one (zero:
-    /// don't wait). Holds one pooled connection while it waits, so a service
-    /// should run one follower and fan events out, not one per watcher.
-    pub async fn events_after(
-        &self,
-        cursor: &str,
-        block: Duration,
-        count: usize,
-    ) -> Result<Vec<JobEvent>, QueueError> {
-        let mut options = StreamReadOptions::default().count(count.max(1));
-        if !block.is_zero() {
-            options = options.block(block.as_millis() as usize);
-        }
-        let mut conn = self.pool.get().await?;
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[self.keys.events()], &[cursor], &options)
-            .await?;
-        let mut events = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in key.ids {
-                events.push(event_from_entry(&entry)?);
-            }
-        }
-        Ok(events)
-    }
-}
-
-impl ListFilter {
-    /// True when the job passes every condition of the filter.
-    pub fn matches(&self, job: &Job) -> bool {
-        self.tenant.as_ref().is_none_or(|t| &job.tenant == t)
-            && self.state.is_none_or(|s| job.state == s)
-            && self
-                .cluster
-                .as_ref()
-                .is_none_or(|c| job.cluster.as_ref() == Some(c))
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| job.spec.labels.get(k) == Some(v))
-    }
 }
 
 /// The job as the submit script wrote it, built without reading it back.
@@ -903,40 +662,4 @@ fn unexpected(id: &JobId, reply: Option<&str>) -> QueueError {
         id: id.to_string(),
         detail: format!("unexpected script reply {reply:?}"),
     }
-}
-
-fn event_from_entry(entry: &redis::streams::StreamId) -> Result<JobEvent, QueueError> {
-    let field = |name: &str| -> Result<String, QueueError> {
-        entry
-            .get::<String>(name)
-            .ok_or_else(|| QueueError::Corrupt {
-                id: entry.id.clone(),
-                detail: format!("event field '{name}' missing"),
-            })
-    };
-    let corrupt = |detail: String| QueueError::Corrupt {
-        id: entry.id.clone(),
-        detail,
-    };
-    let from = field("from")?;
-    Ok(JobEvent {
-        cursor: entry.id.clone(),
-        job_id: JobId::from_str(&field("job")?).map_err(|e| corrupt(e.to_string()))?,
-        tenant: TenantId::new(&field("tenant")?).map_err(|e| corrupt(e.to_string()))?,
-        transition: Transition {
-            from: if from.is_empty() {
-                None
-            } else {
-                Some(JobState::from_str(&from).map_err(|e| corrupt(e.to_string()))?)
-            },
-            to: JobState::from_str(&field("to")?).map_err(|e| corrupt(e.to_string()))?,
-            at_ms: field("at")?
-                .parse()
-                .map_err(|_| corrupt("event 'at' is not a number".into()))?,
-            attempt: field("attempt")?
-                .parse()
-                .map_err(|_| corrupt("event 'attempt' is not a number".into()))?,
-            reason: field("reason")?,
-        },
-    })
 }
