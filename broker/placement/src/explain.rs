@@ -287,7 +287,11 @@ impl fmt::Display for WaitReason {
                 write!(f, "waiting: the capacity it fits is held for job {for_job}, which waited longer")
             }
             WaitReason::NeverFits { per_cluster } => {
-                write!(f, "fits no cluster: {}", list(per_cluster))
+                if per_cluster.is_empty() {
+                    f.write_str("fits no cluster: no clusters are configured")
+                } else {
+                    write!(f, "fits no cluster: {}", list(per_cluster))
+                }
             }
         }
     }

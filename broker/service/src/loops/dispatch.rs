@@ -197,16 +197,16 @@ impl Dispatcher {
             decided += 1;
         }
         for waiting in &plan.waiting {
-            let WaitReason::NeverFits { per_cluster } = &waiting.reason else {
+            if !matches!(waiting.reason, WaitReason::NeverFits { .. }) {
                 continue;
-            };
+            }
             let Some((tenant, id)) = queued.get(&waiting.job_id) else {
                 continue;
             };
             choices
                 .entry(tenant.clone())
                 .or_default()
-                .insert(id.clone(), Choice::Fail(explain(per_cluster)));
+                .insert(id.clone(), Choice::Fail(waiting.reason.to_string()));
             decided += 1;
         }
         report.waiting += pending.len() - decided;
@@ -362,17 +362,4 @@ fn unconfirmed_attempt(job: &Job) -> Option<&Attempt> {
     job.attempts
         .last()
         .filter(|a| a.number == job.attempt && a.submitted_at_ms.is_none())
-}
-
-/// `fits no cluster: a: reason; b: reason`.
-pub fn explain(reasons: &[(String, String)]) -> String {
-    let parts: Vec<String> = reasons
-        .iter()
-        .map(|(c, why)| format!("{c}: {why}"))
-        .collect();
-    if parts.is_empty() {
-        "fits no cluster: no clusters are configured".to_string()
-    } else {
-        format!("fits no cluster: {}", parts.join("; "))
-    }
 }
