@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use raybroker_core::{Bytes, GpuModel, JobId, JobSpec, Quantity, Resources, TenantId};
+use raybroker_core::{
+    Bytes, FailureClass, GpuModel, JobId, JobSpec, Quantity, Resources, TenantId,
+};
 use serde::{Deserialize, Serialize};
 
 /// What a backend can honour of a job's resource request.
@@ -159,6 +161,10 @@ pub struct RemoteStatus {
     pub started_at_ms: Option<u64>,
     /// When it ended, ms since the epoch.
     pub ended_at_ms: Option<u64>,
+    /// Why a failed or stopped attempt ended, as far as the backend can tell
+    /// (`None` while it runs, on success, or when the backend cannot say).
+    #[serde(default)]
+    pub failure: Option<FailureClass>,
 }
 
 impl RemoteStatus {
@@ -170,6 +176,7 @@ impl RemoteStatus {
             exit_code: None,
             started_at_ms: None,
             ended_at_ms: None,
+            failure: None,
         }
     }
 }

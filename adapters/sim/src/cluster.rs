@@ -223,6 +223,12 @@ impl Cluster {
             exit_code: job.exit_code,
             started_at_ms: job.started_at_ms,
             ended_at_ms: job.ended_at_ms,
+            failure: match (job.state, job.exit_code) {
+                (RemoteState::Failed, Some(code)) if code != 0 => {
+                    Some(raybroker_core::FailureClass::JobError)
+                }
+                _ => None,
+            },
         }
     }
 

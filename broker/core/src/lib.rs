@@ -5,6 +5,7 @@
 //! Everything here is plain data plus pure functions, so the Redis queue, the
 //! HTTP API, the CLI and the placement engine all agree on one definition.
 
+pub mod failure;
 pub mod gpu;
 pub mod job;
 pub mod quantity;
@@ -13,6 +14,7 @@ pub mod spec;
 pub mod state;
 pub mod validate;
 
+pub use failure::FailureClass;
 pub use gpu::{GpuCatalog, GpuModel};
 pub use job::{Attempt, Job, JobEvent, JobId, TenantId, Transition};
 pub use quantity::{Bytes, Quantity};

@@ -12,6 +12,7 @@ pub use errors::{adapter_error, classify_failure, is_duplicate_submission, Failu
 use std::time::Duration;
 
 use raybroker_adapter::{AdapterError, ErrorKind, LogChunk, OwnedJob, RemoteState, RemoteStatus};
+use raybroker_core::FailureClass;
 
 use crate::client::JobDetails;
 
@@ -71,7 +72,37 @@ pub fn remote_status(details: &JobDetails) -> Result<RemoteStatus, AdapterError>
         } else {
             None
         },
+        failure: failure_class(state, details),
     })
+}
+
+/// The class of a failed Ray job, from its `error_type` and exit code.
+///
+/// Ray names why a job failed in `error_type`: the entrypoint's own non-zero
+/// exit (`JOB_ENTRYPOINT_COMMAND_ERROR`) is the job's error; a supervisor that
+/// never started (`JOB_SUPERVISOR_ACTOR_START_TIMEOUT`, after
+/// `RAY_JOB_START_TIMEOUT_SECONDS`) is a start timeout; a supervisor that died
+/// with its node is a lost node. Without a type, a non-zero exit code is the
+/// job's own error and anything else is left to the broker.
+/// (`JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE`: no node can host the job at all.)
+pub fn failure_class(state: RemoteState, details: &JobDetails) -> Option<FailureClass> {
+    if state != RemoteState::Failed {
+        return None;
+    }
+    match details.error_type.as_deref().unwrap_or_default() {
+        "JOB_ENTRYPOINT_COMMAND_ERROR" | "JOB_ENTRYPOINT_COMMAND_START_ERROR" => {
+            Some(FailureClass::JobError)
+        }
+        "JOB_SUPERVISOR_ACTOR_START_TIMEOUT" | "JOB_SUPERVISOR_ACTOR_START_FAILURE" => {
+            Some(FailureClass::StartTimeout)
+        }
+        "JOB_SUPERVISOR_ACTOR_DIED" => Some(FailureClass::NodeLost),
+        "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE" => Some(FailureClass::NoCapacity),
+        _ => match details.driver_exit_code {
+            Some(code) if code != 0 => Some(FailureClass::JobError),
+            _ => None,
+        },
+    }
 }
 
 fn unknown_status(status: &str) -> AdapterError {
@@ -165,6 +196,44 @@ fn truncate_at_char(text: &str, limit: usize) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn failed_jobs_are_classified_by_error_type_then_exit_code() {
+        let failed = |error_type: Option<&str>, code: Option<i32>| {
+            let details = JobDetails {
+                status: "FAILED".into(),
+                error_type: error_type.map(str::to_string),
+                driver_exit_code: code,
+                ..Default::default()
+            };
+            remote_status(&details).unwrap().failure
+        };
+        use FailureClass::*;
+        assert_eq!(
+            failed(Some("JOB_ENTRYPOINT_COMMAND_ERROR"), Some(1)),
+            Some(JobError)
+        );
+        assert_eq!(
+            failed(Some("JOB_SUPERVISOR_ACTOR_START_TIMEOUT"), None),
+            Some(StartTimeout)
+        );
+        assert_eq!(
+            failed(Some("JOB_SUPERVISOR_ACTOR_DIED"), None),
+            Some(NodeLost)
+        );
+        assert_eq!(
+            failed(Some("JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"), None),
+            Some(NoCapacity)
+        );
+        assert_eq!(failed(None, Some(2)), Some(JobError));
+        assert_eq!(failed(None, None), None);
+        let running = JobDetails {
+            status: "RUNNING".into(),
+            driver_exit_code: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(remote_status(&running).unwrap().failure, None);
+    }
 
     #[test]
     fn every_ray_status_maps() {
