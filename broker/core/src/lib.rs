@@ -8,6 +8,7 @@
 pub mod failure;
 pub mod gpu;
 pub mod job;
+pub mod metrics;
 pub mod quantity;
 pub mod resources;
 pub mod spec;
@@ -17,6 +18,7 @@ pub mod validate;
 pub use failure::FailureClass;
 pub use gpu::{GpuCatalog, GpuModel};
 pub use job::{Attempt, Job, JobEvent, JobId, TenantId, Transition};
+pub use metrics::{JobMetrics, MetricPoint};
 pub use quantity::{Bytes, Quantity};
 pub use resources::Resources;
 pub use spec::{JobSpec, Placement, RuntimeEnv};

@@ -97,6 +97,37 @@ impl Keys {
         format!("{}:logs:{}", self.prefix, id)
     }
 
+    /// HASH of a job's telemetry summary (see `queue/telemetry.rs`): per
+    /// metric `last:<name>`, `min:<name>`, `max:<name>` (point JSON) with
+    /// `lastat:`, `minv:`, `maxv:` beside them; `nnames`, `mdropped`;
+    /// `a:<uri>` per artifact, `adropped`; `jobbytes`/`jobdropped` and
+    /// `brokerbytes`/`brokerdropped` for the span lists; `rstart:<attempt>`,
+    /// `rend:<attempt>` (the cluster's own start/end of that attempt, ms).
+    pub fn telemetry(&self, id: &JobId) -> String {
+        format!("{}:tele:{}", self.prefix, id)
+    }
+
+    /// LIST of one metric's points (JSON), oldest first: the key is this base
+    /// followed by the metric's name.
+    pub fn metric_series_base(&self, id: &JobId) -> String {
+        format!("{}:series:{}:", self.prefix, id)
+    }
+
+    /// LIST of spans the job (or its cluster) sent over OTLP, JSON, bounded.
+    pub fn job_spans(&self, id: &JobId) -> String {
+        format!("{}:spans:{}", self.prefix, id)
+    }
+
+    /// LIST of the broker's adapter-call spans for the job, JSON, bounded.
+    pub fn broker_spans(&self, id: &JobId) -> String {
+        format!("{}:bspans:{}", self.prefix, id)
+    }
+
+    /// LIST of artifact URIs the job reported, each once, report order.
+    pub fn artifacts(&self, id: &JobId) -> String {
+        format!("{}:artifacts:{}", self.prefix, id)
+    }
+
     /// STRING counter giving each job its creation sequence number.
     pub fn seq(&self) -> String {
         format!("{}:seq", self.prefix)

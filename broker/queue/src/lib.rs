@@ -16,8 +16,9 @@ mod scripts;
 
 pub use queue::{
     CancelEffect, CancelOutcome, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError,
-    SubmitOutcome,
+    RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
 };
+pub use raybroker_core::{JobMetrics, MetricPoint};
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

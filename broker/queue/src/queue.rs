@@ -4,6 +4,9 @@
 mod events;
 mod logs;
 mod reads;
+mod telemetry;
+
+pub use telemetry::{RemoteTimes, SpanSource, TelemetryDrops, TelemetryLimits};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -29,6 +32,8 @@ pub struct QueueConfig {
     pub event_stream_max_len: u64,
     /// Newest bytes of each job's log kept in Redis.
     pub log_cap_bytes: u64,
+    /// How much of what jobs report (metrics, spans, artifacts) is kept.
+    pub telemetry: TelemetryLimits,
 }
 
 impl Default for QueueConfig {
@@ -38,6 +43,7 @@ impl Default for QueueConfig {
             lease_ttl: Duration::from_secs(30),
             event_stream_max_len: 100_000,
             log_cap_bytes: 1 << 20,
+            telemetry: TelemetryLimits::default(),
         }
     }
 }

@@ -15,6 +15,9 @@ pub(crate) struct Scripts {
     pub cancel: Script,
     pub reclaim: Script,
     pub append_logs: Script,
+    pub record_metrics: Script,
+    pub record_spans: Script,
+    pub record_artifacts: Script,
 }
 
 impl Scripts {
@@ -29,6 +32,9 @@ impl Scripts {
             cancel: with_prelude(include_str!("lua/cancel.lua")),
             reclaim: with_prelude(include_str!("lua/reclaim.lua")),
             append_logs: with_prelude(include_str!("lua/append_logs.lua")),
+            record_metrics: with_prelude(include_str!("lua/record_metrics.lua")),
+            record_spans: with_prelude(include_str!("lua/record_spans.lua")),
+            record_artifacts: with_prelude(include_str!("lua/record_artifacts.lua")),
         }
     }
 }
