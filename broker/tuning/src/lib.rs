@@ -18,6 +18,7 @@
 
 pub mod asha;
 pub mod isaaclab;
+mod parzen;
 mod plot;
 pub mod render;
 pub mod results;
