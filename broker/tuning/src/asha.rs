@@ -104,15 +104,93 @@ impl Asha {
     }
 
     /// Whether `trial` continues, judged at the highest rung it has reached.
-    /// `others` are the other trials of the sweep (running, finished or
-    /// stopped); `trial` itself may be among them, it is not counted twice.
+    ///
+    /// `others` are the sweep's other trials (running, finished or stopped);
+    /// `trial` itself may be among them (matched by id), it is not counted
+    /// twice. A trial's value at a rung is the objective of its first
+    /// report at or after the rung's step. With `n` trials at the rung
+    /// (this one included) the best `floor(n / reduction_factor)` continue;
+    /// edge cases:
+    ///
+    /// - no rung reached yet, or fewer than `reduction_factor` trials at the
+    ///   rung (nobody to compare with): continue;
+    /// - ties with the cutoff value continue (only strictly better values
+    ///   count against a trial);
+    /// - NaN counts as worse than any number;
+    /// - the decision is re-evaluated on every call: a trial that passed its
+    ///   rung early can still be stopped there when later trials reach that
+    ///   rung with better values, until it reaches the next rung.
     pub fn decide(
         &self,
         trial: &TrialProgress,
         others: &[TrialProgress],
         mode: Mode,
     ) -> AshaDecision {
-        let _ = (trial, others, mode);
-        AshaDecision::Continue
+        let reached = self
+            .rungs()
+            .into_iter()
+            .rev()
+            .find_map(|rung| value_at(trial, rung).map(|value| (rung, value)));
+        let Some((rung, value)) = reached else {
+            return AshaDecision::Continue;
+        };
+        let mut values: Vec<f64> = others
+            .iter()
+            .filter(|other| other.id != trial.id)
+            .filter_map(|other| value_at(other, rung))
+            .collect();
+        values.push(value);
+        let factor = self.reduction_factor as usize;
+        let keep = values.len() / factor;
+        if keep == 0 {
+            return AshaDecision::Continue;
+        }
+        let ahead = values.iter().filter(|&&v| better(mode, v, value)).count();
+        if ahead < keep {
+            return AshaDecision::Continue;
+        }
+        values.sort_by(|a, b| {
+            if better(mode, *a, *b) {
+                std::cmp::Ordering::Less
+            } else if better(mode, *b, *a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        let cutoff = values[keep - 1];
+        AshaDecision::Stop {
+            rung,
+            reason: format!(
+                "objective {value} at step {rung} is not in the best 1/{factor} of the {} trials \
+                 that reached it (cutoff {cutoff})",
+                values.len()
+            ),
+        }
     }
 }
+
+/// The objective of `trial`'s first report at or after step `rung` (the
+/// last one reported when several share that step).
+fn value_at(trial: &TrialProgress, rung: u64) -> Option<f64> {
+    let mut found: Option<(u64, f64)> = None;
+    for &(step, value) in &trial.points {
+        if step >= rung && found.is_none_or(|(best_step, _)| step <= best_step) {
+            found = Some((step, value));
+        }
+    }
+    found.map(|(_, value)| value)
+}
+
+/// `a` strictly better than `b`; NaN is worse than any number.
+fn better(mode: Mode, a: f64, b: f64) -> bool {
+    match (a.is_nan(), b.is_nan()) {
+        (false, true) => true,
+        (true, _) => false,
+        (false, false) => mode.better(a, b),
+    }
+}
+
+#[cfg(test)]
+#[path = "asha_tests.rs"]
+mod tests;

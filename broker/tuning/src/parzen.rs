@@ -269,8 +269,8 @@ mod tests {
             (f64::NEG_INFINITY, 0.0, 0.5),
             (-1.0, 1.0, 0.682_689_492),
             (-1.96, 1.96, 0.950_004_210),
-            (3.0, 4.0, 0.001_318_291),
-            (-5.0, -4.0, 3.138_04e-5),
+            (3.0, 4.0, 0.001_318_227),
+            (-5.0, -4.0, 3.138_459e-5),
         ];
         for (a, b, expected) in cases {
             let got = normal_mass(a, b);
@@ -300,7 +300,8 @@ mod tests {
         let draws: Vec<f64> = (0..2000).map(|_| model.sample(&mut stream)[0]).collect();
         assert!(draws.iter().all(|x| (0.0..=10.0).contains(x)));
         let near = draws.iter().filter(|x| (1.0..3.5).contains(*x)).count();
-        assert!(near > 700, "two of four kernels sit near 2-2.5: {near}");
+        // A uniform density would put 25 % (500) there.
+        assert!(near > 600, "two of four kernels sit near 2-2.5: {near}");
     }
 
     #[test]
