@@ -13,6 +13,10 @@
 //! garbage collection. The shared conformance suite (`adapters/conformance`)
 //! checks each adapter against this contract.
 
+mod created;
+
+pub use created::{CreatedObject, CreatedObjects};
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -278,6 +282,11 @@ pub trait ClusterAdapter: Send + Sync {
 
     /// Every job on the cluster tagged with this broker's origin.
     async fn list_owned(&self) -> Result<Vec<OwnedJob>, AdapterError>;
+
+    /// The [`CreatedObjects`] capability, for backends that have it.
+    fn created_objects(&self) -> Option<&dyn CreatedObjects> {
+        None
+    }
 }
 
 #[cfg(test)]
