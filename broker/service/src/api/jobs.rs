@@ -280,7 +280,7 @@ pub(crate) async fn visible_job(
     }
 }
 
-fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
+pub(super) fn body_format(content_type: Option<&str>) -> Option<BodyFormat> {
     let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Some(BodyFormat::Json),

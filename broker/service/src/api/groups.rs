@@ -1,0 +1,427 @@
+//! `/v1/groups`: submit many jobs as one group, run in parallel (up to a
+//! concurrency across all clusters) or in series; status, list, cancel and
+//! results, each scoped to the caller's tenant. The group controller loop
+//! (`loops/groups.rs`) releases the members.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use raybroker_core::group::{GroupId, GroupMode, GroupSpec, GroupState, OnFailure};
+use raybroker_core::{validate, FieldError, Job, JobId, JobSpec, JobState};
+use raybroker_queue::{GroupCancelEffect, GroupKind, GroupRecord};
+use serde::Serialize;
+
+use super::error::{ApiError, ErrorBody};
+use super::jobs::{body_format, BodyFormat};
+use super::{now_ms, AppState};
+use crate::auth::Caller;
+use crate::loops::groups::member_job;
+
+/// Most groups a listing returns.
+const LIST_LIMIT: usize = 200;
+
+/// One member of a group.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MemberView {
+    /// Its place in the group (0-based).
+    index: usize,
+    /// Its job, once released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<JobId>,
+    /// Its name.
+    name: String,
+    /// Its job's state; absent while not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<JobState>,
+    /// Why its job is in that state.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    reason: String,
+    /// Where it runs or ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    /// The entrypoint's exit code, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    /// The last value of each metric the job reported (results only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metrics: BTreeMap<String, f64>,
+}
+
+/// A group with its members.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GroupView {
+    /// Its id.
+    id: GroupId,
+    /// Its name.
+    name: String,
+    /// `parallel` or `series`.
+    mode: GroupMode,
+    /// Parallel: most members unfinished at once (absent: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_concurrency: Option<u32>,
+    /// Series: what a failed member does to the rest.
+    on_failure: OnFailure,
+    /// Running or how it ended.
+    state: GroupState,
+    /// Why.
+    reason: String,
+    /// A cancel is being carried to the members.
+    cancel_requested: bool,
+    /// Members by job state; `not_started` for those not released.
+    counts: BTreeMap<String, usize>,
+    /// Creation time, ms since the Unix epoch.
+    created_at_ms: u64,
+    /// Last change, ms since the Unix epoch.
+    updated_at_ms: u64,
+    /// Every member, in order (absent in listings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    members: Vec<MemberView>,
+}
+
+/// A list of groups, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GroupList {
+    /// The groups (without their members).
+    groups: Vec<GroupView>,
+}
+
+/// Submit a group of jobs.
+#[utoipa::path(
+    post, path = "/v1/groups", tag = "groups",
+    request_body(description = "The group, as JSON or YAML", content(
+        (GroupSpec = "application/json"), (GroupSpec = "application/yaml"))),
+    responses(
+        (status = 201, description = "Group created; its members are released by the group controller", body = GroupView),
+        (status = 400, description = "Unreadable document", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 415, description = "Not JSON or YAML", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named (e.g. `jobs[2].resources.gpus`)", body = ErrorBody),
+        (status = 503, description = "Queue unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn submit_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (body, yaml) = read_document(&state, &headers, body)?;
+    let spec = GroupSpec::parse(&body, yaml).map_err(document_error)?;
+    let members = spec.members().map_err(ApiError::invalid)?;
+    check_members(&state, &members, "jobs")?;
+    let spec_json = serde_json::to_string(&spec).map_err(|e| {
+        tracing::error!(error = %e, "group spec does not serialise");
+        ApiError::internal()
+    })?;
+    let id = state
+        .queue
+        .create_group(
+            &caller.tenant,
+            GroupKind::Group,
+            &spec.name,
+            &spec_json,
+            members.len(),
+            now_ms(),
+        )
+        .await?;
+    tracing::info!(tenant = %caller.tenant, group = %id, members = members.len(), "group submitted");
+    let record = visible_group(&state, &caller, id.as_str(), GroupKind::Group).await?;
+    let view = group_view(&state, &record, true, false).await?;
+    Ok(created(view, &format!("/v1/groups/{id}")))
+}
+
+/// Get a group: state, counts by state, every member.
+#[utoipa::path(
+    get, path = "/v1/groups/{id}", tag = "groups",
+    params(("id" = String, Path, description = "The group id")),
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No such group for this tenant", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupView>, ApiError> {
+    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
+    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    group_view(&state, &record, true, false).await.map(Json)
+}
+
+/// A group's results: every member's state, exit code and last metric values.
+#[utoipa::path(
+    get, path = "/v1/groups/{id}/results", tag = "groups",
+    params(("id" = String, Path, description = "The group id")),
+    responses(
+        (status = 200, description = "The group with each member's last metric values", body = GroupView),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No such group for this tenant", body = ErrorBody),
+    )
+)]
+pub(crate) async fn group_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupView>, ApiError> {
+    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
+    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    group_view(&state, &record, true, true).await.map(Json)
+}
+
+/// List the caller's groups, newest first.
+#[utoipa::path(
+    get, path = "/v1/groups", tag = "groups",
+    responses(
+        (status = 200, description = "The groups, without members", body = GroupList),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_groups(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<GroupList>, ApiError> {
+    let records = state
+        .queue
+        .list_groups(&caller.tenant, GroupKind::Group, LIST_LIMIT)
+        .await?;
+    let mut groups = Vec::with_capacity(records.len());
+    for record in &records {
+        groups.push(group_view(&state, record, false, false).await?);
+    }
+    Ok(Json(GroupList { groups }))
+}
+
+/// Cancel a group: members not started never start; running ones are
+/// cancelled on their clusters.
+#[utoipa::path(
+    post, path = "/v1/groups/{id}/cancel", tag = "groups",
+    params(("id" = String, Path, description = "The group id")),
+    responses(
+        (status = 200, description = "The group after the cancel was recorded", body = GroupView),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No such group for this tenant", body = ErrorBody),
+    )
+)]
+pub(crate) async fn cancel_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<GroupView>, ApiError> {
+    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
+    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    request_cancel(&state, &caller, &record).await?;
+    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    group_view(&state, &record, true, false).await.map(Json)
+}
+
+/// Records a group's (or sweep's) cancel and cancels its released,
+/// unfinished members now; the controller repeats this until none is left.
+pub(super) async fn request_cancel(
+    state: &AppState,
+    caller: &Caller,
+    record: &GroupRecord,
+) -> Result<(), ApiError> {
+    let reason = format!("cancelled by tenant {} through the API", caller.tenant);
+    let effect = state
+        .queue
+        .cancel_group(&record.id, &reason, now_ms())
+        .await?;
+    tracing::info!(tenant = %caller.tenant, group = %record.id, effect = ?effect, "group cancel");
+    if effect == GroupCancelEffect::Requested {
+        let member_reason = format!("group {} cancelled: {reason}", record.id);
+        for job in record.members.values() {
+            match state.queue.cancel(job, &member_reason, now_ms()).await {
+                Ok(_) | Err(raybroker_queue::QueueError::NotFound(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The group or sweep named by `raw_id`, if the caller may see it; a
+/// malformed id, a missing one, one of the other kind and another tenant's
+/// all answer the same 404.
+pub(super) async fn visible_group(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    kind: GroupKind,
+) -> Result<GroupRecord, ApiError> {
+    let missing = || ApiError::group_not_found(kind.as_str());
+    let id: GroupId = raw_id.parse().map_err(|_| missing())?;
+    match state.queue.group(&id).await? {
+        Some(record) if record.kind == kind && caller.can_see(&record.tenant) => Ok(record),
+        _ => Err(missing()),
+    }
+}
+
+/// Reads the body and says whether it is YAML: 413 over the limit, 415 for
+/// a media type other than JSON or YAML.
+pub(super) fn read_document(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Bytes, bool), ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(state.config.api.max_body_bytes.0)
+        } else {
+            ApiError::malformed(format!("cannot read the body: {rejection}"), None)
+        }
+    })?;
+    let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
+    match body_format(content_type) {
+        Some(BodyFormat::Json) => Ok((body, false)),
+        Some(BodyFormat::Yaml) => Ok((body, true)),
+        None => Err(ApiError::unsupported_media_type(content_type)),
+    }
+}
+
+/// A document error: 400 when it cannot be read at all, 422 naming the field.
+pub(super) fn document_error(err: FieldError) -> ApiError {
+    let syntax = err.message.starts_with("malformed")
+        || err.message.contains("while scanning")
+        || err.message.contains("while parsing")
+        || err.field == "?";
+    if syntax {
+        return ApiError::malformed(err.message, None);
+    }
+    let mut err = err;
+    for marker in ["unknown field `", "missing field `"] {
+        let Some(start) = err.message.find(marker).map(|at| at + marker.len()) else {
+            continue;
+        };
+        if let Some(len) = err.message[start..].find('`') {
+            let name = err.message[start..start + len].to_string();
+            if !err.field.ends_with(&name) {
+                err.field = if err.field.is_empty() {
+                    name
+                } else {
+                    format!("{}.{name}", err.field)
+                };
+            }
+        }
+        break;
+    }
+    if err.field.is_empty() {
+        ApiError::malformed(err.message, None)
+    } else {
+        ApiError::invalid(vec![err])
+    }
+}
+
+/// Validates member jobs as they will be submitted (group labels added),
+/// naming fields as `<at>[i].<field>`.
+pub(super) fn check_members(
+    state: &AppState,
+    members: &[JobSpec],
+    at: &str,
+) -> Result<(), ApiError> {
+    let probe = GroupId::generate(now_ms());
+    let mut errors = Vec::new();
+    for (index, spec) in members.iter().enumerate() {
+        let job = member_job(&probe, index, spec.clone());
+        if let Err(fields) = validate(&job, &state.validation) {
+            errors.extend(fields.into_iter().map(|f| {
+                let prefix = if members.len() == 1 && at == "template" {
+                    at.to_string()
+                } else {
+                    format!("{at}[{index}]")
+                };
+                FieldError::new(format!("{prefix}.{}", f.field), f.message)
+            }));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(errors))
+    }
+}
+
+/// 201 with a `Location`.
+pub(super) fn created(body: impl Serialize, location: &str) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// The group as shown: counts always, members when asked, their last
+/// metric values for results.
+async fn group_view(
+    state: &AppState,
+    record: &GroupRecord,
+    with_members: bool,
+    with_metrics: bool,
+) -> Result<GroupView, ApiError> {
+    let spec: GroupSpec = serde_json::from_str(&record.spec).map_err(|e| {
+        tracing::error!(group = %record.id, error = %e, "stored group spec is unreadable");
+        ApiError::internal()
+    })?;
+    let names: Vec<String> = spec
+        .members()
+        .map(|m| m.iter().map(JobSpec::display_name).collect())
+        .unwrap_or_default();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut members = Vec::new();
+    for index in 0..record.count {
+        let job: Option<Job> = match record.members.get(&index) {
+            Some(id) => state.queue.get(id).await?,
+            None => None,
+        };
+        let key = job
+            .as_ref()
+            .map_or("not_started", |j| j.state.as_str())
+            .to_string();
+        *counts.entry(key).or_default() += 1;
+        if !with_members {
+            continue;
+        }
+        let metrics = match (&job, with_metrics) {
+            (Some(job), true) => state
+                .queue
+                .job_metrics(&job.id)
+                .await?
+                .last
+                .into_iter()
+                .map(|(name, point)| (name, point.value))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        members.push(MemberView {
+            index,
+            job_id: job.as_ref().map(|j| j.id.clone()),
+            name: names.get(index).cloned().unwrap_or_default(),
+            state: job.as_ref().map(|j| j.state),
+            reason: job.as_ref().map(|j| j.reason.clone()).unwrap_or_default(),
+            cluster: job.as_ref().and_then(|j| j.cluster.clone()),
+            exit_code: job.as_ref().and_then(|j| j.exit_code),
+            metrics,
+        });
+    }
+    Ok(GroupView {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        mode: spec.mode,
+        max_concurrency: spec.max_concurrency,
+        on_failure: spec.on_failure,
+        state: record.state,
+        reason: record.reason.clone(),
+        cancel_requested: record.cancel_requested,
+        counts,
+        created_at_ms: record.created_at_ms,
+        updated_at_ms: record.updated_at_ms,
+        members,
+    })
+}

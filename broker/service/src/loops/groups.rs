@@ -1,0 +1,259 @@
+//! The group controller: releases the members of job groups into the queue
+//! (parallel up to a concurrency, or in series), runs sweeps (asks the search
+//! algorithm for each trial's parameters, applies early stopping), carries
+//! group cancels to the members, and ends groups.
+//!
+//! Crash safety: everything it decides is in Redis before it acts on it, and
+//! every action is idempotent. Member `i` is submitted under a deterministic
+//! idempotency key ([`member_idempotency_key`]), so a replay after a crash
+//! between the submit and recording the member finds the same job; a sweep
+//! trial's parameters are written (once) before its job is submitted.
+
+pub mod sweep;
+pub mod sweep_spec;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use raybroker_core::group::{
+    member_idempotency_key, plan, GroupId, GroupSpec, GroupState, GROUP_LABEL,
+};
+use raybroker_core::{JobId, JobSpec, JobState, TenantId};
+use raybroker_queue::{GroupKind, GroupRecord, JobQueue, QueueError};
+
+/// The job label carrying a member's index in its group.
+pub const MEMBER_LABEL: &str = "raybroker.member";
+
+/// How the group controller behaves.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    /// Pause between passes over the running groups.
+    pub tick: Duration,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What can stop one group's step (the next pass tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The stored spec cannot be read (it was checked at submit: a bug or
+    /// a hand-edited record); the group is ended as failed.
+    #[error("the stored spec cannot be used: {0}")]
+    BadSpec(String),
+}
+
+/// The controller's state.
+pub struct GroupController {
+    pub(crate) queue: JobQueue,
+    settings: GroupSettings,
+    /// Final states of member jobs already seen (final states never change,
+    /// so they need not be read again); dropped when the group ends.
+    finished: Mutex<HashMap<JobId, JobState>>,
+}
+
+impl GroupController {
+    /// A controller over the queue.
+    pub fn new(queue: JobQueue, settings: GroupSettings) -> GroupController {
+        GroupController {
+            queue,
+            settings,
+            finished: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs passes until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(err) = self.pass(super::now_ms()).await {
+                tracing::warn!(error = %err, "group pass failed");
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(self.settings.tick) => {}
+            }
+        }
+    }
+
+    /// One step of every running group and sweep.
+    pub async fn pass(&self, now_ms: u64) -> Result<(), QueueError> {
+        for id in self.queue.active_groups().await? {
+            let Some(record) = self.queue.group(&id).await? else {
+                continue;
+            };
+            let result = match record.kind {
+                GroupKind::Group => self.step_group(&record, now_ms).await,
+                GroupKind::Sweep => self.step_sweep(&record, now_ms).await,
+            };
+            match result {
+                Ok(()) => {}
+                Err(GroupError::BadSpec(why)) => {
+                    tracing::error!(group = %id, error = %why, "group cannot run");
+                    let reason = format!("the stored spec cannot be used: {why}");
+                    self.queue
+                        .finish_group(&id, GroupState::Failed, &reason, now_ms)
+                        .await?;
+                }
+                Err(GroupError::Queue(err)) => {
+                    tracing::warn!(group = %id, error = %err, "group step failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of a plain group: read the members' states, release what
+    /// the plan says, end the group when it is over.
+    async fn step_group(&self, record: &GroupRecord, now_ms: u64) -> Result<(), GroupError> {
+        let spec: GroupSpec =
+            serde_json::from_str(&record.spec).map_err(|e| GroupError::BadSpec(e.to_string()))?;
+        let members = spec.members().map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            GroupError::BadSpec(text.join("; "))
+        })?;
+        let mut states = Vec::with_capacity(members.len());
+        for index in 0..members.len() {
+            states.push(match record.members.get(&index) {
+                Some(job) => Some(self.job_state(job).await?),
+                None => None,
+            });
+        }
+        if record.cancel_requested {
+            return self.carry_cancel(record, &states, now_ms).await;
+        }
+        let plan = plan(&spec, &states);
+        for index in plan.release {
+            let member = members[index].clone();
+            self.release(&record.id, &record.tenant, index, member, now_ms)
+                .await?;
+        }
+        if let Some((state, reason)) = plan.finish {
+            self.end(record, state, &reason, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Cancels every unfinished released member; ends the group once none
+    /// is left. Unreleased members are never released.
+    async fn carry_cancel(
+        &self,
+        record: &GroupRecord,
+        states: &[Option<JobState>],
+        now_ms: u64,
+    ) -> Result<(), GroupError> {
+        let reason = format!("group {} cancelled: {}", record.id, record.cancel_reason);
+        let mut unfinished = 0;
+        for (index, state) in states.iter().enumerate() {
+            let (Some(state), Some(job)) = (state, record.members.get(&index)) else {
+                continue;
+            };
+            if !state.is_terminal() {
+                unfinished += 1;
+                self.cancel_member(job, &reason, now_ms).await?;
+            }
+        }
+        if unfinished == 0 {
+            self.end(record, GroupState::Cancelled, &record.cancel_reason, now_ms)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the queue to cancel a member job (idempotent).
+    pub(crate) async fn cancel_member(
+        &self,
+        job: &JobId,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        match self.queue.cancel(job, reason, now_ms).await {
+            Ok(_) | Err(QueueError::NotFound(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Submits member `index` (labelled with its group, under its
+    /// deterministic idempotency key) and records its job.
+    pub(crate) async fn release(
+        &self,
+        group: &GroupId,
+        tenant: &TenantId,
+        index: usize,
+        spec: JobSpec,
+        now_ms: u64,
+    ) -> Result<JobId, QueueError> {
+        let spec = member_job(group, index, spec);
+        let outcome = self.queue.submit(tenant, spec, now_ms).await?;
+        let job = self
+            .queue
+            .record_group_member(group, index, &outcome.job().id)
+            .await?;
+        if outcome.created() {
+            tracing::info!(group = %group, member = index, job_id = %job, "group member released");
+        }
+        Ok(job)
+    }
+
+    /// Ends the group and forgets its members' cached states.
+    pub(crate) async fn end(
+        &self,
+        record: &GroupRecord,
+        state: GroupState,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        if self
+            .queue
+            .finish_group(&record.id, state, reason, now_ms)
+            .await?
+        {
+            tracing::info!(group = %record.id, state = %state, reason, "group ended");
+        }
+        if let Ok(mut finished) = self.finished.lock() {
+            for job in record.members.values() {
+                finished.remove(job);
+            }
+        }
+        Ok(())
+    }
+
+    /// A member job's state; a job that vanished counts as failed.
+    pub(crate) async fn job_state(&self, job: &JobId) -> Result<JobState, QueueError> {
+        if let Some(state) = self.finished.lock().ok().and_then(|f| f.get(job).copied()) {
+            return Ok(state);
+        }
+        let state = match self.queue.get(job).await? {
+            Some(found) => found.state,
+            None => {
+                tracing::warn!(job_id = %job, "a group member's job is gone; counting it as failed");
+                JobState::Failed
+            }
+        };
+        if state.is_terminal() {
+            if let Ok(mut finished) = self.finished.lock() {
+                finished.insert(job.clone(), state);
+            }
+        }
+        Ok(state)
+    }
+}
+
+/// A member's job spec as submitted: labelled with its group and index,
+/// under the group's idempotency key for it.
+pub fn member_job(group: &GroupId, index: usize, mut spec: JobSpec) -> JobSpec {
+    spec.labels
+        .insert(GROUP_LABEL.to_string(), group.as_str().to_string());
+    spec.labels
+        .insert(MEMBER_LABEL.to_string(), index.to_string());
+    spec.idempotency_key = Some(member_idempotency_key(group, index));
+    spec
+}

@@ -1,0 +1,262 @@
+//! Groups and sweeps through the REST API of an in-process broker on a real
+//! Redis: bad input is refused naming the field, groups are tenant-scoped,
+//! the controller releases members (queued: the test clusters are
+//! unreachable) and a cancel ends a group. Needs Redis at
+//! `RAYBROKER_TEST_REDIS_URL` (default `redis://127.0.0.1:6390`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::{fields, json as body_of, Broker, ROBOTICS, VISION};
+
+/// POSTs a raw body to `path` with a content type.
+async fn post_raw(broker: &Broker, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = broker
+        .request(Method::POST, path, Some(ROBOTICS))
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
+    body_of(response).await
+}
+
+/// Asserts a 422 naming exactly `field` (among others allowed).
+fn assert_names(status: u16, body: &Value, field: &str) {
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        fields(body).iter().any(|f| f == field),
+        "expected the field {field} to be named: {body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_groups_are_refused_naming_the_field() {
+    let broker = Broker::start().await;
+    let cases = [
+        (json!({"jobs": []}), "jobs"),
+        (
+            json!({"jobs": [{"entrypoint": "x"}], "mode": "sideways"}),
+            "mode",
+        ),
+        (
+            json!({"jobs": [{"entrypoint": "x"}], "max_concurency": 2}),
+            "max_concurency",
+        ),
+        (
+            json!({"jobs": [{"entrypoint": "x"}], "max_concurrency": 0}),
+            "max_concurrency",
+        ),
+        (
+            json!({"mode": "series", "max_concurrency": 2, "jobs": [{"entrypoint": "x"}]}),
+            "max_concurrency",
+        ),
+        (
+            json!({"template": {"entrypoint": "x"}, "jobs": [{}, {"resources": {"cpus": -1}}]}),
+            "jobs[1].resources.cpus",
+        ),
+        (
+            json!({"jobs": [{"name": "no-entrypoint"}]}),
+            "jobs[0].entrypoint",
+        ),
+        (
+            json!({"jobs": [{"entrypoint": "x", "resources": {"gpus": 1, "gpu_types": "Z9"}}]}),
+            "jobs[0].resources.gpu_types",
+        ),
+        (
+            json!({"jobs": [{"entrypoint": "x", "idempotency_key": "k"}]}),
+            "jobs[0].idempotency_key",
+        ),
+    ];
+    for (spec, field) in cases {
+        let (status, body) = broker.post_json("/v1/groups", ROBOTICS, &spec).await;
+        assert_names(status, &body, field);
+    }
+    let (status, body) = post_raw(&broker, "/v1/groups", "application/json", "{\"jobs\": [").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post_raw(&broker, "/v1/groups", "text/plain", "jobs: []").await;
+    assert_eq!(status, 415, "{body}");
+    broker.stop().await;
+}
+
+fn sweep(extra: Value) -> Value {
+    let mut spec = json!({
+        "template": {"entrypoint": "python train.py --lr {{lr}}", "resources": {"cpus": 1}},
+        "search_space": {"lr": {"loguniform": [0.0001, 0.1]}},
+        "algorithm": "random",
+        "num_trials": 4,
+        "objective": {"metric": "reward", "mode": "max"},
+    });
+    for (key, value) in extra.as_object().expect("an object") {
+        if value.is_null() {
+            spec.as_object_mut().expect("an object").remove(key);
+        } else {
+            spec[key] = value.clone();
+        }
+    }
+    spec
+}
+
+#[tokio::test]
+async fn bad_sweeps_are_refused_naming_the_field() {
+    let broker = Broker::start().await;
+    let cases = [
+        (sweep(json!({"objective": null})), "objective"),
+        (
+            sweep(json!({"objective": {"metric": "", "mode": "max"}})),
+            "objective.metric",
+        ),
+        (
+            sweep(json!({"objective": {"metric": "r", "mode": "up"}})),
+            "objective.mode",
+        ),
+        (
+            sweep(json!({"search_space": {"lr": {"loguniform": [0.0, 0.1]}}})),
+            "search_space.lr",
+        ),
+        (
+            sweep(json!({"search_space": {"lr": {"normal": [0, 1]}}})),
+            "search_space.lr",
+        ),
+        (sweep(json!({"algorithm": "annealing"})), "algorithm"),
+        (sweep(json!({"num_trials": null})), "num_trials"),
+        (
+            sweep(json!({"max_concurrent_trials": 0})),
+            "max_concurrent_trials",
+        ),
+        (sweep(json!({"repeats": 0})), "repeats"),
+        (
+            sweep(json!({"template": {"entrypoint": "python train.py --lr {{learning_rate}}"}})),
+            "template.entrypoint",
+        ),
+        (
+            sweep(json!({"template": {"entrypoint": "x", "resources": {"cpus": -1}}})),
+            "template.resources.cpus",
+        ),
+        (
+            sweep(
+                json!({"early_stopping": {"grace_steps": 2, "reduction_factor": 1, "max_steps": 10}}),
+            ),
+            "early_stopping.reduction_factor",
+        ),
+        (
+            sweep(
+                json!({"early_stopping": {"grace_steps": 0, "reduction_factor": 2, "max_steps": 10}}),
+            ),
+            "early_stopping.grace_steps",
+        ),
+        (
+            sweep(json!({"pass_params": {"hydra_keys": {"gamma": "x.gamma"}}})),
+            "pass_params.hydra_keys.gamma",
+        ),
+    ];
+    for (spec, field) in cases {
+        let (status, body) = broker.post_json("/v1/sweeps", ROBOTICS, &spec).await;
+        assert_names(status, &body, field);
+    }
+    broker.stop().await;
+}
+
+/// Polls `path` until `done` holds.
+async fn wait_for(broker: &Broker, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = broker.get(path, ROBOTICS).await;
+        assert_eq!(status, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never got there: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn groups_are_released_by_the_controller_scoped_to_their_tenant_and_cancelled() {
+    let broker = Broker::start().await;
+    let yaml = "name: seeds\nmax_concurrency: 2\ntemplate: {entrypoint: python train.py, resources: {cpus: 1}}\njobs: [{}, {}, {}]\n";
+    let (status, group) = post_raw(&broker, "/v1/groups", "application/yaml", yaml).await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(group["state"], "running");
+    let id = group["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/groups/{id}");
+
+    // The controller releases two members (nothing runs them here).
+    let group = wait_for(&broker, &path, |g| g["counts"]["queued"] == 2).await;
+    assert_eq!(group["counts"]["not_started"], 1, "{group:#}");
+    let job_id = group["members"][0]["job_id"].as_str().unwrap();
+    let (_, job) = broker.get(&format!("/v1/jobs/{job_id}"), ROBOTICS).await;
+    assert_eq!(
+        job["spec"]["labels"]["raybroker.group"],
+        id.as_str(),
+        "{job}"
+    );
+    assert_eq!(job["spec"]["labels"]["raybroker.member"], "0", "{job}");
+
+    // Another tenant sees nothing, neither the group nor in its listing.
+    let (status, _) = broker.get(&path, VISION).await;
+    assert_eq!(status, 404);
+    let (_, list) = broker.get("/v1/groups", VISION).await;
+    assert_eq!(list["groups"], json!([]), "{list}");
+    let (_, list) = broker.get("/v1/groups", ROBOTICS).await;
+    assert_eq!(list["groups"][0]["id"], id.as_str(), "{list}");
+    // A group is not a sweep.
+    let (status, _) = broker.get(&format!("/v1/sweeps/{id}"), ROBOTICS).await;
+    assert_eq!(status, 404);
+
+    let (status, body) = broker
+        .post_json(&format!("{path}/cancel"), ROBOTICS, &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let group = wait_for(&broker, &path, |g| g["state"] == "cancelled").await;
+    assert_eq!(
+        group["counts"],
+        json!({"cancelled": 2, "not_started": 1}),
+        "{group:#}"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_sweep_creates_its_trials_up_to_its_concurrency() {
+    let broker = Broker::start().await;
+    let spec = sweep(json!({"max_concurrent_trials": 2, "seed": 3}));
+    let (status, created) = broker.post_json("/v1/sweeps", ROBOTICS, &spec).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/sweeps/{id}");
+    let sweep = wait_for(&broker, &path, |s| s["counts"]["queued"] == 2).await;
+    assert_eq!(sweep["total_trials"], 4, "{sweep:#}");
+    assert_eq!(sweep["counts"]["not_started"], 2, "{sweep:#}");
+    for trial in sweep["leaderboard"].as_array().unwrap() {
+        let lr = trial["params"]["lr"].as_f64().unwrap();
+        assert!((0.0001..=0.1).contains(&lr), "{trial}");
+        let (_, job) = broker
+            .get(
+                &format!("/v1/jobs/{}", trial["job_id"].as_str().unwrap()),
+                ROBOTICS,
+            )
+            .await;
+        let entrypoint = job["spec"]["entrypoint"].as_str().unwrap();
+        assert!(
+            entrypoint.starts_with("python train.py --lr "),
+            "{entrypoint}"
+        );
+        assert!(!entrypoint.contains("{{"), "{entrypoint}");
+        assert!(
+            job["spec"]["runtime_env"]["env_vars"]["RAYBROKER_TRIAL_SEED"].is_string(),
+            "{job}"
+        );
+    }
+    let (status, _) = broker
+        .get(&format!("/v1/sweeps/{id}/leaderboard.csv"), VISION)
+        .await;
+    assert_eq!(status, 404);
+    broker.stop().await;
+}
