@@ -68,9 +68,11 @@ impl fmt::Display for ParamValue {
 /// One trial's parameters, by name.
 pub type Params = BTreeMap<String, ParamValue>;
 
-/// The distribution of one parameter.
+/// The distribution of one parameter, written as a one-key map:
+/// `{uniform: [LOW, HIGH]}`, `{loguniform: [LOW, HIGH]}`,
+/// `{int: [LOW, HIGH]}`, `{choice: [A, B, ...]}` or `{grid: [A, B, ...]}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "ParamRepr", into = "ParamRepr")]
 pub enum Param {
     /// A real number drawn uniformly from `[low, high]`.
     Uniform(f64, f64),
@@ -85,6 +87,61 @@ pub enum Param {
     /// The listed values, every one of which a grid sweep tries. The other
     /// algorithms treat a grid like a `choice`.
     Grid(Vec<ParamValue>),
+}
+
+/// The wire form of [`Param`]: a map with exactly one key. (A plain
+/// externally tagged enum would read YAML tags such as `!uniform`, not the
+/// maps users write.)
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uniform: Option<(f64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loguniform: Option<(f64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    int: Option<(i64, i64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    choice: Option<Vec<ParamValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grid: Option<Vec<ParamValue>>,
+}
+
+impl TryFrom<ParamRepr> for Param {
+    type Error = String;
+
+    fn try_from(repr: ParamRepr) -> Result<Self, Self::Error> {
+        let found: Vec<Param> = [
+            repr.uniform.map(|(l, h)| Param::Uniform(l, h)),
+            repr.loguniform.map(|(l, h)| Param::LogUniform(l, h)),
+            repr.int.map(|(l, h)| Param::Int(l, h)),
+            repr.choice.map(Param::Choice),
+            repr.grid.map(Param::Grid),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match <[Param; 1]>::try_from(found) {
+            Ok([param]) => Ok(param),
+            Err(_) => Err(
+                "a parameter needs exactly one of uniform, loguniform, int, choice, grid".into(),
+            ),
+        }
+    }
+}
+
+impl From<Param> for ParamRepr {
+    fn from(param: Param) -> Self {
+        let mut repr = ParamRepr::default();
+        match param {
+            Param::Uniform(l, h) => repr.uniform = Some((l, h)),
+            Param::LogUniform(l, h) => repr.loguniform = Some((l, h)),
+            Param::Int(l, h) => repr.int = Some((l, h)),
+            Param::Choice(values) => repr.choice = Some(values),
+            Param::Grid(values) => repr.grid = Some(values),
+        }
+        repr
+    }
 }
 
 impl Param {
