@@ -102,8 +102,10 @@ pub fn adapter(name: &str, config: KubeRayClusterConfig) -> Arc<KubeRayAdapter> 
 
 /// The conformance fixture, with a foreign-origin adapter on the same server.
 pub fn fixture(server: &TestServer, name: &str) -> Fixture {
-    let foreign: Arc<dyn ClusterAdapter> =
-        adapter(&format!("{name}-foreign"), config(server, &unique_origin("foreign")));
+    let foreign: Arc<dyn ClusterAdapter> = adapter(
+        &format!("{name}-foreign"),
+        config(server, &unique_origin("foreign")),
+    );
     let mut fixture = Fixture::new(&format!("rbtest-{name}"), foreign);
     // KubeRay's status has no exit code.
     fixture.reports_exit_codes = false;
