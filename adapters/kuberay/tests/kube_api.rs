@@ -51,7 +51,7 @@ fn small_cpu_job() -> Resources {
     }
 }
 
-fn ours<'a>(server: &TestServer, resource: Resource, origin: &'a str) -> Vec<Value> {
+fn ours(server: &TestServer, resource: Resource, origin: &str) -> Vec<Value> {
     server
         .objects(resource)
         .into_iter()
