@@ -74,37 +74,31 @@ fn too_few_trials_at_a_rung_continue() {
     );
 }
 
+/// The decision for a new trial reporting `value` at step 10, among trials
+/// that reported `values` there.
+fn judge(values: &[f64], value: f64, mode: Mode) -> AshaDecision {
+    asha().decide(&trial("new", &[(10, value)]), &at_first_rung(values), mode)
+}
+
 #[test]
 fn only_the_top_third_continues_at_a_rung() {
-    let others = at_first_rung(&[9.0, 8.0, 7.0, 6.0, 5.0]);
     // Six trials at step 10 → the best two continue.
-    let second = trial("new", &[(10, 8.5)]);
-    assert_eq!(
-        asha().decide(&second, &others, Mode::Max),
-        AshaDecision::Continue
-    );
-    let third = trial("new", &[(10, 7.5)]);
-    match asha().decide(&third, &others, Mode::Max) {
-        AshaDecision::Stop { rung, reason } => {
-            assert_eq!(rung, 10);
-            assert!(reason.contains("best 1/3 of the 6 trials"), "{reason}");
-            assert!(reason.contains("cutoff 8)"), "{reason}");
-        }
-        other => panic!("expected a stop, got {other:?}"),
-    }
+    let five = [9.0, 8.0, 7.0, 6.0, 5.0];
+    assert_eq!(judge(&five, 8.5, Mode::Max), AshaDecision::Continue);
+    let AshaDecision::Stop { rung, reason } = judge(&five, 7.5, Mode::Max) else {
+        panic!("7.5 is third of six");
+    };
+    assert_eq!(rung, 10);
+    assert!(reason.contains("best 1/3 of the 6 trials"), "{reason}");
+    assert!(reason.contains("cutoff 8)"), "{reason}");
 }
 
 #[test]
 fn min_mode_keeps_the_smallest() {
-    let others = at_first_rung(&[9.0, 8.0, 7.0, 6.0, 5.0]);
-    let small = trial("new", &[(10, 5.5)]);
-    assert_eq!(
-        asha().decide(&small, &others, Mode::Min),
-        AshaDecision::Continue
-    );
-    let large = trial("new", &[(10, 8.5)]);
+    let five = [9.0, 8.0, 7.0, 6.0, 5.0];
+    assert_eq!(judge(&five, 5.5, Mode::Min), AshaDecision::Continue);
     assert!(matches!(
-        asha().decide(&large, &others, Mode::Min),
+        judge(&five, 8.5, Mode::Min),
         AshaDecision::Stop { rung: 10, .. }
     ));
 }

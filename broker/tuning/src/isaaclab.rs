@@ -78,7 +78,7 @@ fn parse_line(content: &str) -> Result<(String, String), String> {
         ));
     }
     let tokens: Vec<&str> = content.split_whitespace().collect();
-    if tokens.len() % 2 != 0 {
+    if !tokens.len().is_multiple_of(2) {
         return Err(format!("{EXPECTED}, got `{content}`"));
     }
     let (mut name, mut address) = (None, None);

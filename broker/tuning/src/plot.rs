@@ -26,16 +26,17 @@ pub fn plot_svg(rows_in_trial_order: &[TrialRow], mode: Mode) -> String {
         Mode::Max => "higher is better",
         Mode::Min => "lower is better",
     };
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" font-size="16" text-anchor="middle">Objective per trial ({direction})</text>"#,
-        WIDTH / 2.0
+    let mut svg = format!(
+        concat!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" "#,
+            r#"style="background: white; font: 12px sans-serif">"#,
+            "\n<text x=\"{mid}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">",
+            "Objective per trial ({direction})</text>\n"
+        ),
+        w = WIDTH,
+        h = HEIGHT,
+        mid = WIDTH / 2.0,
+        direction = direction,
     );
     if points.is_empty() {
         let _ = writeln!(
@@ -165,8 +166,9 @@ fn draw_axes(
         let px = x_of(x);
         let _ = writeln!(
             svg,
-            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{x:.0}</text>"#,
-            bottom + 18.0
+            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            bottom + 18.0,
+            format_tick(x, 0)
         );
     }
     let _ = writeln!(
