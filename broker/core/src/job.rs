@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::failure::FailureClass;
 use crate::spec::JobSpec;
 use crate::state::JobState;
 
@@ -173,6 +174,13 @@ pub struct Job {
     /// The exit code of the entrypoint, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Why the latest attempt failed (absent while none has, and once the
+    /// job succeeded); a cancelled job's class is `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureClass>,
+    /// Where and when the next attempt may go after a failed one.
+    #[serde(default, skip_serializing_if = "Failover::is_empty")]
+    pub failover: Failover,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
     /// Last change, milliseconds since the Unix epoch.
@@ -183,6 +191,26 @@ pub struct Job {
     pub attempts: Vec<Attempt>,
     /// Every state change, oldest first.
     pub history: Vec<Transition>,
+}
+
+/// The retry state a failed attempt leaves for the next one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Failover {
+    /// Clusters earlier attempts failed on that the next one avoids while
+    /// another cluster can run it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_clusters: Vec<String>,
+    /// The next attempt starts no earlier (the retry's backoff), ms since
+    /// the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<u64>,
+}
+
+impl Failover {
+    /// True when nothing holds the next attempt back.
+    pub fn is_empty(&self) -> bool {
+        self.excluded_clusters.is_empty() && self.not_before_ms.is_none()
+    }
 }
 
 /// A state change as published on the event stream.
@@ -219,6 +247,20 @@ mod tests {
         assert!(TenantId::new("").is_err());
         assert!(TenantId::new("a:b").is_err());
         assert!(serde_json::from_str::<TenantId>("\"UPPER\"").is_err());
+    }
+
+    #[test]
+    fn jobs_stored_before_failure_classes_still_read() {
+        let id = JobId::generate(1);
+        let old = serde_json::json!({
+            "id": id, "tenant": "robotics", "name": "x", "state": "failed",
+            "reason": "lost", "attempt": 1, "cancel_requested": false,
+            "created_at_ms": 1, "updated_at_ms": 2, "spec": {"entrypoint": "x"},
+            "attempts": [], "history": []
+        });
+        let job: Job = serde_json::from_value(old).unwrap();
+        assert_eq!(job.failure, None);
+        assert!(job.failover.is_empty());
     }
 
     #[test]

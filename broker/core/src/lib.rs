@@ -17,7 +17,7 @@ pub mod validate;
 
 pub use failure::FailureClass;
 pub use gpu::{GpuCatalog, GpuModel};
-pub use job::{Attempt, Job, JobEvent, JobId, TenantId, Transition};
+pub use job::{Attempt, Failover, Job, JobEvent, JobId, TenantId, Transition};
 pub use metrics::{JobMetrics, MetricPoint};
 pub use quantity::{Bytes, Quantity};
 pub use resources::Resources;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::failure::FailureClass;
 use crate::resources::Resources;
 use crate::validate::FieldError;
 
@@ -34,9 +35,15 @@ pub struct JobSpec {
     /// Higher runs first within a tenant; -1000 to 1000, default 0.
     #[serde(default)]
     pub priority: i32,
-    /// How many times a failed attempt may be retried (0 to 100).
+    /// How many times an attempt lost to the infrastructure may be retried
+    /// (0 to 100); 0 keeps the broker's per-class default. See `retry`.
     #[serde(default)]
     pub max_retries: u32,
+    /// Retries per failure class, over the broker's defaults and
+    /// `max_retries`, e.g. `{job_error: 2}` retries a non-zero exit twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, u32>, example = json!({"job_error": 2}))]
+    pub retry: BTreeMap<FailureClass, u32>,
     /// Wall-clock limit of one attempt, e.g. `2h` or `90m`.
     #[serde(
         default,
@@ -176,6 +183,9 @@ fn derive_name(entrypoint: &str) -> String {
 }
 
 fn field_of(path: &str) -> String {
+    // serde_path_to_error writes `?` for a map key it could not read
+    // (`retry.?`); the map's own name says where.
+    let path = path.trim_end_matches(".?");
     if path == "." || path.is_empty() {
         String::new()
     } else {
@@ -240,6 +250,7 @@ placement:
   required_labels: {site: onprem}
 priority: 5
 max_retries: 2
+retry: {job_error: 1, node_lost: 4}
 time_limit: 2h
 labels: {project: locomotion}
 idempotency_key: ant-ppo-seed-1
@@ -254,6 +265,17 @@ idempotency_key: ant-ppo-seed-1
         assert_eq!(spec.resources.gpu_types.len(), 2);
         assert_eq!(spec.time_limit, Some(Duration::from_secs(7200)));
         assert_eq!(spec.placement.required_labels["site"], "onprem");
+        assert_eq!(spec.retry[&FailureClass::JobError], 1);
+        assert_eq!(spec.retry[&FailureClass::NodeLost], 4);
+    }
+
+    #[test]
+    fn an_unknown_failure_class_in_retry_names_the_field() {
+        let err = JobSpec::from_json(br#"{"entrypoint": "x", "retry": {"oops": 1}}"#).unwrap_err();
+        assert_eq!(err.0.field, "retry");
+        assert!(err.0.message.contains("job_error"), "{}", err.0.message);
+        let err = JobSpec::from_yaml("entrypoint: x\nretry: {job_error: -1}\n").unwrap_err();
+        assert!(err.0.field.starts_with("retry"), "{}", err.0.field);
     }
 
     #[test]

@@ -166,6 +166,17 @@ pub fn validate(spec: &JobSpec, ctx: &ValidationContext) -> Result<(), Vec<Field
     if spec.max_retries > 100 {
         bad("max_retries", "must be at most 100".into());
     }
+    for (class, retries) in &spec.retry {
+        let field = format!("retry.{class}");
+        if *class == crate::FailureClass::Cancelled {
+            bad(
+                &field,
+                "a cancelled job is never retried; remove this entry".into(),
+            );
+        } else if *retries > 100 {
+            bad(&field, "must be at most 100".into());
+        }
+    }
     match spec.time_limit {
         Some(limit) if limit.as_secs() == 0 => {
             bad("time_limit", "must be at least one second".into())
@@ -328,6 +339,14 @@ mod tests {
         assert_eq!(
             fields(r#"{"entrypoint": "x", "priority": 5000}"#),
             ["priority"]
+        );
+        assert_eq!(
+            fields(r#"{"entrypoint": "x", "retry": {"job_error": 101, "node_lost": 3}}"#),
+            ["retry.job_error"]
+        );
+        assert_eq!(
+            fields(r#"{"entrypoint": "x", "retry": {"cancelled": 1}}"#),
+            ["retry.cancelled"]
         );
         assert_eq!(
             fields(r#"{"entrypoint": "x", "time_limit": "90d"}"#),

@@ -37,6 +37,8 @@ fn a_stored_job_waits_from_its_submission_or_latest_retry() {
         cluster: None,
         cancel_requested: false,
         exit_code: None,
+        failure: None,
+        failover: Default::default(),
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
         spec,

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use raybroker_core::{Attempt, Job, JobId, JobSpec, JobState, TenantId, Transition};
+use raybroker_core::{
+    Attempt, Failover, FailureClass, Job, JobId, JobSpec, JobState, TenantId, Transition,
+};
 
 use crate::queue::QueueError;
 
@@ -59,6 +61,27 @@ pub(crate) fn job_from_fields(
         ),
     };
     let attempt = u32::try_from(num("attempt")?).map_err(|e| corrupt(e.to_string()))?;
+    let failure = match fields.get("failure").map(String::as_str) {
+        None | Some("") => implied_failure(state, exit_code),
+        Some(text) => Some(
+            serde_json::from_value::<FailureClass>(serde_json::Value::String(text.to_string()))
+                .map_err(|e| corrupt(format!("field 'failure': {e}")))?,
+        ),
+    };
+    let not_before_ms = match fields.get("notbefore").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|e| corrupt(format!("field 'notbefore': {e}")))?,
+        ),
+    };
+    let failover = Failover {
+        excluded_clusters: fields
+            .get("exclude")
+            .map(|list| list.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        not_before_ms,
+    };
     Ok(Job {
         id: job_id,
         tenant,
@@ -69,12 +92,25 @@ pub(crate) fn job_from_fields(
         cluster: fields.get("cluster").filter(|c| !c.is_empty()).cloned(),
         cancel_requested: fields.get("cancel").map(String::as_str) == Some("1"),
         exit_code,
+        failure,
+        failover,
         created_at_ms: num("created")?,
         updated_at_ms: num("updated")?,
         spec,
         attempts,
         history,
     })
+}
+
+/// The class of a job that ended without one recorded: cancelled jobs
+/// (cancelled before any cluster ran them, or stored before classes
+/// existed) and jobs whose entrypoint exited non-zero.
+fn implied_failure(state: JobState, exit_code: Option<i32>) -> Option<FailureClass> {
+    match (state, exit_code) {
+        (JobState::Cancelled, _) => Some(FailureClass::Cancelled),
+        (JobState::Failed, Some(code)) if code != 0 => Some(FailureClass::JobError),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +161,29 @@ mod tests {
         );
         assert!(job.attempts.is_empty());
         assert_eq!(job.spec.entrypoint, "python train.py");
+        assert_eq!(job.failure, None);
+        assert!(job.failover.is_empty());
+    }
+
+    #[test]
+    fn decodes_the_failure_class_and_the_retry_state() {
+        let mut f = fields();
+        f.insert("failure".into(), "node_lost".into());
+        f.insert("notbefore".into(), "1700000005000".into());
+        f.insert("exclude".into(), "onprem-a gke".into());
+        let job = job_from_fields(ID, &f).unwrap();
+        assert_eq!(job.failure, Some(FailureClass::NodeLost));
+        assert_eq!(job.failover.not_before_ms, Some(1_700_000_005_000));
+        assert_eq!(job.failover.excluded_clusters, ["onprem-a", "gke"]);
+        f.insert("failure".into(), "meteor".into());
+        assert!(matches!(
+            job_from_fields(ID, &f),
+            Err(QueueError::Corrupt { .. })
+        ));
+        let mut f = fields();
+        f.insert("state".into(), "cancelled".into());
+        let job = job_from_fields(ID, &f).unwrap();
+        assert_eq!(job.failure, Some(FailureClass::Cancelled), "implied");
     }
 
     #[test]

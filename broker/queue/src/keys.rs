@@ -29,7 +29,9 @@ impl Keys {
     /// `cancel` ("1" when asked), `exit`, `reason`, `created`, `updated` (ms),
     /// `name`, `spec` (JSON), `attempts` (JSON array), `nhist` and `h:1`,
     /// `h:2`, ... (one JSON state change each),
-    /// `logcur` (see [`Keys::logs`]).
+    /// `logcur` (see [`Keys::logs`]), `failure` (the latest attempt's
+    /// failure class), `notbefore` (ms; a retry's backoff) and `exclude`
+    /// (space-separated clusters the next attempt avoids).
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{}", self.prefix, id)
     }

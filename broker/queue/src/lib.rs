@@ -15,7 +15,7 @@ mod queue;
 mod scripts;
 
 pub use queue::{
-    CancelEffect, CancelOutcome, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError,
+    AttemptEnd, CancelEffect, CancelOutcome, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError,
     RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
 };
 pub use raybroker_core::{JobMetrics, MetricPoint};

@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_redis::Pool;
-use raybroker_core::{Attempt, Job, JobId, JobSpec, JobState, TenantId, Transition};
+use raybroker_core::{
+    Attempt, FailureClass, Failover, Job, JobId, JobSpec, JobState, TenantId, Transition,
+};
 use redis::AsyncCommands;
 
 use crate::codec::job_from_fields;
@@ -566,6 +568,21 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Fails a leased job before any cluster ran it (no cluster can, or one
+    /// refused it), recording the failure's class.
+    pub async fn fail_leased(
+        &self,
+        lease: &Lease,
+        class: FailureClass,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        let arg = format!("{}:{}", JobState::Failed.as_str(), class.as_str());
+        self.leased_op(&[lease], "finish", &arg, reason, now_ms)
+            .await?;
+        Ok(())
+    }
+
     /// Moves the job's current attempt to `to` (reconcile): only while
     /// `attempt` is still the current one, so results of a superseded attempt
     /// never count. `to = Queued` is a retry: a later lease makes a new attempt.
@@ -580,6 +597,32 @@ impl JobQueue {
         exit_code: Option<i32>,
         now_ms: u64,
     ) -> Result<JobState, QueueError> {
+        let change = AttemptEnd {
+            to,
+            reason,
+            exit_code,
+            failure: None,
+            failover: None,
+        };
+        self.end_attempt(id, attempt, &change, now_ms).await
+    }
+
+    /// [`JobQueue::update_attempt`] with the failure's class and, for a
+    /// retry (`to = Queued`), where and when the next attempt may go.
+    pub async fn end_attempt(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        change: &AttemptEnd<'_>,
+        now_ms: u64,
+    ) -> Result<JobState, QueueError> {
+        let AttemptEnd {
+            to,
+            reason,
+            exit_code,
+            failure,
+            failover,
+        } = *change;
         let mut invocation = self.scripts.update_attempt.prepare_invoke();
         invocation
             .key(self.keys.cancels())
@@ -592,7 +635,19 @@ impl JobQueue {
             .arg(attempt)
             .arg(to.as_str())
             .arg(reason)
-            .arg(exit_code.map(|c| c.to_string()).unwrap_or_default());
+            .arg(exit_code.map(|c| c.to_string()).unwrap_or_default())
+            .arg(failure.map(FailureClass::as_str).unwrap_or_default())
+            .arg(
+                failover
+                    .and_then(|f| f.not_before_ms)
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(
+                failover
+                    .map(|f| f.excluded_clusters.join(" "))
+                    .unwrap_or_default(),
+            );
         let mut conn = self.conn().await?;
         let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
         let detail = status_reply(id, reply)?;
@@ -618,6 +673,22 @@ impl JobQueue {
     }
 }
 
+/// How reconcile ends (or retries) a job's current attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptEnd<'a> {
+    /// The state the job moves to; `Queued` is a retry.
+    pub to: JobState,
+    /// Why, in words.
+    pub reason: &'a str,
+    /// The entrypoint's exit code, when known.
+    pub exit_code: Option<i32>,
+    /// The class of the attempt's failure (`None`: keep the recorded one,
+    /// and clear it when the job succeeds).
+    pub failure: Option<FailureClass>,
+    /// For a retry: clusters to avoid and the earliest start.
+    pub failover: Option<&'a Failover>,
+}
+
 /// The job as the submit script wrote it, built without reading it back.
 fn queued_job(id: JobId, tenant: TenantId, spec: JobSpec, now_ms: u64) -> Job {
     Job {
@@ -630,6 +701,8 @@ fn queued_job(id: JobId, tenant: TenantId, spec: JobSpec, now_ms: u64) -> Job {
         cluster: None,
         cancel_requested: false,
         exit_code: None,
+        failure: None,
+        failover: Failover::default(),
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
         attempts: Vec::new(),

@@ -22,6 +22,7 @@ mod expand;
 mod file;
 mod placement;
 mod ray_jobs;
+mod retry;
 
 pub use expand::{expand_env, ExpandError};
 

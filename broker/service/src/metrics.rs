@@ -12,6 +12,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use raybroker_core::TenantId;
 
+pub mod broker;
+pub use broker::BrokerMetrics;
+
 /// Labels of one HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -101,6 +104,8 @@ pub struct Metrics {
     job_events_relayed: Counter,
     /// Failed reads of the queue's event stream.
     event_hub_errors: Counter,
+    /// The loops' and clusters' metrics (queue, capacity, failures, calls).
+    pub broker: BrokerMetrics,
 }
 
 impl Metrics {
@@ -146,8 +151,11 @@ impl Metrics {
             "Failed reads of the queue's event stream",
             event_hub_errors.clone(),
         );
+        let broker = BrokerMetrics::default();
+        broker.register(&mut registry);
         Metrics {
             registry,
+            broker,
             http_requests,
             http_latency,
             jobs_submitted,

@@ -53,7 +53,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pool = redis_pool(&config)?;
     let queue = connect_queue(&config, pool.clone())?;
-    let clusters = Arc::new(build_clusters(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let clusters = Arc::new(
+        build_clusters(&config)?
+            .with_metrics(metrics.broker.clone())
+            .with_breaker(config.loops.breaker),
+    );
     let ray_store = RayStore::new(
         pool,
         &config.redis.key_prefix,
@@ -61,7 +66,6 @@ pub async fn run(
     );
     let packages = Arc::new(build_package_delivery(&config, ray_store.clone())?);
     let (stopping_tx, stopping_rx) = watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
     let events = EventHub::start(queue.clone(), metrics.clone(), stopping_rx.clone());
     let loops = crate::loops::spawn_all(
         queue.clone(),

@@ -12,7 +12,7 @@ use raybroker_core::JobState;
 use raybroker_queue::CancelEffect;
 use support::{
     assert_times_from_the_clock, cpu_nodes, gpu_nodes, gpu_spec, spec, Harness, SimCluster,
-    LEASE_TTL, LOST_GRACE, START_MS,
+    FIRST_INFRA_RETRY_WAIT, LEASE_TTL, LOST_GRACE, START_MS,
 };
 
 #[tokio::test]
@@ -279,6 +279,13 @@ async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
     h.tick().await; // lost: back to the queue
     assert_eq!(h.job(&id).await.state, JobState::Queued);
     h.tick().await;
+    assert_eq!(
+        h.job(&id).await.state,
+        JobState::Queued,
+        "waits out the first retry's backoff"
+    );
+    h.advance(FIRST_INFRA_RETRY_WAIT);
+    h.tick().await;
     let job = h.job(&id).await;
     assert_eq!((job.state, job.attempt), (JobState::Running, 2));
     let second = h.submission_id(&id).await;
@@ -291,7 +298,7 @@ async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
     assert!(
         job.history
             .iter()
-            .any(|t| t.reason.contains("attempt 1 lost")),
+            .any(|t| t.reason.contains("attempt 1 failed (cluster_unreachable)")),
         "{:?}",
         job.history
     );
@@ -303,7 +310,11 @@ async fn a_lost_job_without_retries_fails() {
         "lost-fail",
         vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
     );
-    let id = h.submit(spec("sleep 600")).await;
+    let mut no_retries = spec("sleep 600");
+    no_retries
+        .retry
+        .insert(raybroker_core::FailureClass::ClusterUnreachable, 0);
+    let id = h.submit(no_retries).await;
     h.tick().await;
     let first = h.submission_id(&id).await;
     assert!(h.sim("cpu-site").forget(&first));
@@ -312,7 +323,15 @@ async fn a_lost_job_without_retries_fails() {
     h.tick().await;
     let job = h.job(&id).await;
     assert_eq!((job.state, job.attempt), (JobState::Failed, 1));
-    assert!(job.reason.contains("no retries left"), "{}", job.reason);
+    assert_eq!(
+        job.failure,
+        Some(raybroker_core::FailureClass::ClusterUnreachable)
+    );
+    assert!(
+        job.reason.contains("cluster_unreachable is not retried"),
+        "{}",
+        job.reason
+    );
     assert_eq!(h.tick().await.submitted, 0);
     assert!(h.sim("cpu-site").running_jobs().is_empty());
 }
@@ -424,6 +443,7 @@ async fn garbage_collection_stops_a_superseded_attempt() {
     h.tick().await;
     h.advance(LOST_GRACE);
     h.tick().await;
+    h.advance(FIRST_INFRA_RETRY_WAIT);
     h.tick().await;
     let job = h.job(&id).await;
     assert_eq!(

@@ -10,7 +10,8 @@
 --   release   -                    back to queued (cancelled if a cancel is pending)
 --   attempt   "N cluster sid"      record attempt N (must be current + 1) on cluster
 --   submitted -                    the cluster accepted the attempt: -> submitted
---   finish    terminal state       -> failed | cancelled without a cluster
+--   finish    "state[:class]"      -> failed | cancelled without a cluster,
+--                                  recording the failure class when given
 -- Returns one reply per job: {'ok', detail} | {'stale'} | {'not_found'} | {'conflict', why}
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, op, arg, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -61,13 +62,15 @@ local function one(id, fence)
     move(jk, id, 'dispatching', 'submitted', now, reason, state_base, KEYS[2], maxlen)
     return {'ok', 'submitted'}
   elseif op == 'finish' then
-    if not allowed('dispatching', arg) or (arg ~= 'failed' and arg ~= 'cancelled') then
+    local to, class = string.match(arg, '^([%a_]+):?([%a_]*)$')
+    if not to or not allowed('dispatching', to) or (to ~= 'failed' and to ~= 'cancelled') then
       return {'conflict', 'cannot finish a dispatching job as ' .. arg}
     end
     redis.call('ZREM', KEYS[1], id)
     redis.call('SREM', KEYS[3], id)
-    move(jk, id, 'dispatching', arg, now, reason, state_base, KEYS[2], maxlen)
-    return {'ok', arg}
+    if class ~= '' then redis.call('HSET', jk, 'failure', class) end
+    move(jk, id, 'dispatching', to, now, reason, state_base, KEYS[2], maxlen)
+    return {'ok', to}
   end
   return {'conflict', 'unknown op ' .. op}
 end

@@ -4,12 +4,15 @@
 -- KEYS: 1 cancels SET, 2 events STREAM, 3 ready-tenants SET
 -- ARGV: 1 job key base, 2 state key base, 3 stream max len, 4 now ms,
 --       5 ready key base, 6 job id, 7 attempt, 8 target state, 9 reason,
---       10 exit code ('' when unknown)
+--       10 exit code ('' when unknown), 11 failure class ('' for none),
+--       12 not-before ms of the retry ('' for none), 13 clusters the retry
+--       avoids, space-separated ('' for none)
 -- Target 'queued' is a retry: the job goes back to its tenant's queue at its
 -- original age, unless a cancel is pending, which wins.
 -- Returns {'ok', state after} | {'not_found'} | {'conflict', why}
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, id, attempt, to, reason, exit = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local failure, not_before, exclude = ARGV[11], ARGV[12], ARGV[13]
 local jk = job_base .. id
 local f = redis.call('HMGET', jk, 'state', 'attempt', 'tenant', 'prio', 'seq', 'cancel')
 local state = f[1]
@@ -23,11 +26,22 @@ end
 if state == to then return {'ok', state} end
 if to == 'queued' and f[6] == '1' then
   to, reason = 'cancelled', 'cancelled instead of retried: ' .. reason
+  failure = 'cancelled'
 end
 if not allowed(state, to) then
   return {'conflict', 'a ' .. state .. ' job cannot become ' .. to}
 end
 if exit ~= '' then redis.call('HSET', jk, 'exit', exit) end
+-- The class of the attempt's failure; a success clears an earlier one.
+if failure ~= '' then
+  redis.call('HSET', jk, 'failure', failure)
+elseif to == 'succeeded' then
+  redis.call('HDEL', jk, 'failure')
+end
+if to == 'queued' then
+  if not_before ~= '' then redis.call('HSET', jk, 'notbefore', not_before) end
+  if exclude ~= '' then redis.call('HSET', jk, 'exclude', exclude) end
+end
 if to == 'queued' then
   redis.call('ZADD', ready_base .. f[3], ready_score(f[4], f[5]), id)
   redis.call('SADD', KEYS[3], f[3])

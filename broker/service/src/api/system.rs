@@ -81,8 +81,17 @@ pub(crate) struct ClusterView {
     cost_per_gpu_hour: f64,
     /// Its labels.
     labels: BTreeMap<String, String>,
-    /// True while it takes new jobs (its capacity snapshot is fresh).
+    /// True while it takes new jobs (its capacity snapshot is fresh and
+    /// it is not down).
     healthy: bool,
+    /// Its circuit breaker: `healthy`, `degraded` (recent calls failed) or
+    /// `down` (written off: out of placement until a probe succeeds).
+    health: crate::clusters::HealthState,
+    /// Failed calls in a row.
+    consecutive_failures: u32,
+    /// While down: when the next probe goes, ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_probe_ms: Option<u64>,
     /// Why it is unhealthy, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
@@ -142,6 +151,10 @@ pub(crate) async fn list_clusters(
                 cost_per_gpu_hour: c.cost_per_gpu_hour,
                 labels: c.labels.clone(),
                 healthy: status.is_some_and(|s| s.healthy),
+                health: status.map_or_else(Default::default, |s| s.health.breaker.state),
+                consecutive_failures: status
+                    .map_or(0, |s| s.health.breaker.consecutive_failures),
+                next_probe_ms: status.and_then(|s| s.health.breaker.next_probe_ms),
                 last_error: status.and_then(|s| s.health.last_error.clone()),
                 version: status.and_then(|s| s.version.clone()),
                 gpus: status

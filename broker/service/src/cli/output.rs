@@ -257,13 +257,12 @@ pub fn clusters_table(clusters: &[ClusterInfo]) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let status = if cluster.healthy {
-            "healthy".to_string()
-        } else {
-            match &cluster.last_error {
-                Some(err) => format!("down: {}", err.chars().take(60).collect::<String>()),
-                None => "not seen yet".to_string(),
-            }
+        let state = cluster.health.as_deref().unwrap_or("down");
+        let status = match (&cluster.last_error, cluster.healthy, state) {
+            (_, true, "healthy") => "healthy".to_string(),
+            (Some(err), _, _) => format!("{state}: {}", err.chars().take(60).collect::<String>()),
+            (None, true, _) => state.to_string(),
+            (None, false, _) => "not seen yet".to_string(),
         };
         let gpus: Vec<String> = cluster
             .gpus

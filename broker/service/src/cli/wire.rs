@@ -61,6 +61,9 @@ pub struct ClusterInfo {
     /// Why it is unhealthy.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Its circuit breaker: `healthy`, `degraded` or `down`.
+    #[serde(default)]
+    pub health: Option<String>,
     /// The backend's version.
     #[serde(default)]
     pub version: Option<String>,

@@ -41,6 +41,10 @@ pub(super) struct ConfigFile {
     ray_jobs_api: super::ray_jobs::RayJobsApiSection,
     #[serde(default)]
     placement: PlacementSection,
+    #[serde(default)]
+    retry: super::retry::RetrySection,
+    #[serde(default)]
+    circuit_breaker: super::retry::BreakerSection,
 }
 
 /// The `loops` section as written: how often each loop runs.
@@ -233,6 +237,8 @@ impl ConfigFile {
             );
         }
         let mut loops = self.loops.read(&mut bad);
+        loops.reconcile.retry = self.retry.read(&mut bad);
+        loops.breaker = self.circuit_breaker.read(&mut bad);
         let ray_jobs_api = self.ray_jobs_api.read(&mut bad);
         let placement = self.placement.read(tenant_policies, &mut bad);
         loops.dispatch.policy = placement.clone();

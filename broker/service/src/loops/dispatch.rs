@@ -7,20 +7,24 @@
 //! the attempt, then submit it. Admission control lives in placement: a
 //! cluster gets no more than it can start now plus its pending allowance, so
 //! the queue stays in the broker rather than on a Ray head.
+//!
+//! A retried job waits out its backoff (`failover.not_before_ms`) and avoids
+//! the clusters its earlier attempts failed on while any other cluster could
+//! run it; when none could, it goes back to them rather than failing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raybroker_adapter::{ErrorKind, SubmitAck, SubmitRequest};
-use raybroker_core::{Attempt, Job, JobId, JobState, TenantId};
+use raybroker_core::{Attempt, FailureClass, Job, JobId, TenantId};
 use raybroker_placement::{plan, PendingJob, Policy, Problem, WaitReason};
 use raybroker_queue::{JobQueue, Lease, QueueError};
 use tokio::sync::Mutex;
 
 use super::usage::InFlight;
 
-use crate::clusters::ClusterRegistry;
+use crate::clusters::{CallError, ClusterRegistry};
 use crate::raystore::delivery::PackageDelivery;
 
 /// How the dispatch loop behaves.
@@ -62,8 +66,8 @@ pub struct RoundReport {
 
 /// What the round decided for one job before leasing it.
 enum Choice {
-    /// Send a new attempt to this cluster.
-    New(String),
+    /// Send a new attempt to this cluster; the job waited this long.
+    New(String, Duration),
     /// Re-send the recorded, unconfirmed attempt (a dispatcher died mid-submit).
     Replay(Attempt),
     /// No cluster could ever run it.
@@ -80,6 +84,12 @@ pub struct Dispatcher {
     packages: Option<Arc<PackageDelivery>>,
     /// In-flight jobs' demand by id, so a round reads only jobs new in flight.
     in_flight: Mutex<InFlight>,
+    /// Retried jobs that no cluster outside their excluded ones can run:
+    /// planned without the exclusion (in memory; a restart only costs one
+    /// round).
+    exclusion_lifted: std::sync::Mutex<HashSet<JobId>>,
+    /// Tenants whose queue depth was last reported non-zero.
+    depth_reported: std::sync::Mutex<HashSet<TenantId>>,
 }
 
 impl Dispatcher {
@@ -95,6 +105,8 @@ impl Dispatcher {
             settings,
             packages: None,
             in_flight: Mutex::new(InFlight::default()),
+            exclusion_lifted: std::sync::Mutex::new(HashSet::new()),
+            depth_reported: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
@@ -141,6 +153,13 @@ impl Dispatcher {
             .await?
             .usage(&views);
         let tenants = self.queue.ready_tenants().await?;
+        self.report_queue_depth(&tenants).await?;
+        let lifted = self
+            .exclusion_lifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut excluded: HashSet<String> = HashSet::new();
         let mut choices: HashMap<TenantId, HashMap<JobId, Choice>> = HashMap::new();
         let mut pending: Vec<PendingJob> = Vec::new();
         let mut queued: HashMap<String, (TenantId, JobId)> = HashMap::new();
@@ -168,7 +187,24 @@ impl Dispatcher {
                         None => {} // the cluster was removed: place a new attempt
                     }
                 }
-                pending.push(PendingJob::from_job(&job));
+                if job.failover.not_before_ms.is_some_and(|at| at > now_ms) {
+                    report.waiting += 1; // a retry waiting out its backoff
+                    continue;
+                }
+                let mut candidate = PendingJob::from_job(&job);
+                if !job.failover.excluded_clusters.is_empty()
+                    && !lifted.contains(&job.id)
+                    && another_cluster_allowed(&job, &views)
+                {
+                    let denied = &mut candidate.placement.denied_clusters;
+                    for cluster in &job.failover.excluded_clusters {
+                        if !denied.contains(cluster) {
+                            denied.push(cluster.clone());
+                        }
+                    }
+                    excluded.insert(job.id.to_string());
+                }
+                pending.push(candidate);
                 queued.insert(job.id.to_string(), (tenant.clone(), job.id.clone()));
             }
         }
@@ -190,10 +226,14 @@ impl Dispatcher {
                 self.clusters
                     .reserve(&placed.cluster, &job.resources, &placed.nodes);
             }
-            choices
-                .entry(tenant.clone())
-                .or_default()
-                .insert(id.clone(), Choice::New(placed.cluster.clone()));
+            let waited = pending
+                .iter()
+                .find(|j| j.id == placed.job_id)
+                .map_or(0, |j| j.waited_ms(now_ms));
+            choices.entry(tenant.clone()).or_default().insert(
+                id.clone(),
+                Choice::New(placed.cluster.clone(), Duration::from_millis(waited)),
+            );
             decided += 1;
         }
         for waiting in &plan.waiting {
@@ -203,13 +243,22 @@ impl Dispatcher {
             let Some((tenant, id)) = queued.get(&waiting.job_id) else {
                 continue;
             };
+            if excluded.contains(&waiting.job_id) {
+                // Only the clusters it failed on could run it: go back to
+                // them (next round) rather than fail the job.
+                self.exclusion_lifted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone());
+                continue;
+            }
             choices
                 .entry(tenant.clone())
                 .or_default()
                 .insert(id.clone(), Choice::Fail(waiting.reason.to_string()));
             decided += 1;
         }
-        report.waiting += pending.len() - decided;
+        report.waiting += pending.len().saturating_sub(decided);
         for tenant in &tenants {
             let Some(mut choices) = choices.remove(tenant) else {
                 continue;
@@ -246,19 +295,33 @@ impl Dispatcher {
         let attempt = match choice {
             Choice::Fail(reason) => {
                 self.queue
-                    .finish_leased(
-                        std::slice::from_ref(lease),
-                        JobState::Failed,
-                        &reason,
-                        now_ms,
-                    )
+                    .fail_leased(lease, FailureClass::NoCapacity, &reason, now_ms)
                     .await?;
+                self.clusters
+                    .metrics()
+                    .failure(FailureClass::NoCapacity, "none");
                 return Ok(Outcome::Failed);
             }
             Choice::Replay(attempt) => attempt,
-            Choice::New(cluster) => self.queue.record_attempt(lease, &cluster, now_ms).await?,
+            Choice::New(cluster, waited) => {
+                self.clusters
+                    .metrics()
+                    .observe_wait(lease.job.tenant.as_str(), waited);
+                self.queue.record_attempt(lease, &cluster, now_ms).await?
+            }
         };
-        self.submit(lease, attempt, now_ms).await
+        let started = Instant::now();
+        let outcome = self.submit(lease, attempt, now_ms).await?;
+        if let Outcome::Submitted(cluster) = &outcome {
+            self.clusters
+                .metrics()
+                .observe_dispatch(cluster, started.elapsed());
+            self.exclusion_lifted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&lease.job.id);
+        }
+        Ok(outcome)
     }
 
     async fn submit(
@@ -268,7 +331,7 @@ impl Dispatcher {
         now_ms: u64,
     ) -> Result<Outcome, QueueError> {
         let cluster = attempt.cluster.clone();
-        let Some(adapter) = self.clusters.adapter(&cluster) else {
+        if self.clusters.adapter(&cluster).is_none() {
             self.queue
                 .release(
                     lease,
@@ -277,7 +340,7 @@ impl Dispatcher {
                 )
                 .await?;
             return Ok(Outcome::Released);
-        };
+        }
         let request = SubmitRequest {
             submission_id: attempt.submission_id.clone(),
             job_id: lease.job.id.clone(),
@@ -289,16 +352,27 @@ impl Dispatcher {
         let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
         // The packages the job needs go first; their failures count like
         // the submit's own, within the same time limit.
-        let deliver_then_submit = async {
-            if let Some(packages) = &self.packages {
-                packages.deliver(&cluster, &request.spec).await?;
+        let packages = self.packages.clone();
+        let deliver_then_submit = |adapter: Arc<dyn raybroker_adapter::ClusterAdapter>| {
+            let request = &request;
+            let cluster = &cluster;
+            async move {
+                if let Some(packages) = &packages {
+                    packages.deliver(cluster, &request.spec).await?;
+                }
+                adapter.submit(request).await
             }
-            adapter.submit(&request).await
         };
-        let result = tokio::time::timeout(self.settings.submit_timeout, deliver_then_submit);
+        let result = self.clusters.call_within(
+            &cluster,
+            "submit",
+            now_ms,
+            self.settings.submit_timeout,
+            deliver_then_submit,
+        );
         let result = tracing::Instrument::instrument(result, span).await;
         let failure = match result {
-            Ok(Ok(ack)) => {
+            Ok(ack) => {
                 let reason = match ack {
                     SubmitAck::Created => {
                         format!("attempt {} submitted to {cluster}", attempt.number)
@@ -309,25 +383,23 @@ impl Dispatcher {
                     ),
                 };
                 self.queue.mark_submitted(lease, &reason, now_ms).await?;
-                return Ok(Outcome::Submitted);
+                return Ok(Outcome::Submitted(cluster));
             }
-            Ok(Err(err)) if err.kind == ErrorKind::Rejected => {
+            Err(CallError::Adapter(err)) if err.kind == ErrorKind::Rejected => {
                 let reason = format!(
                     "{cluster} rejected attempt {}: {}",
                     attempt.number, err.message
                 );
                 self.queue
-                    .finish_leased(
-                        std::slice::from_ref(lease),
-                        JobState::Failed,
-                        &reason,
-                        now_ms,
-                    )
+                    .fail_leased(lease, FailureClass::JobError, &reason, now_ms)
                     .await?;
+                self.clusters
+                    .metrics()
+                    .failure(FailureClass::JobError, &cluster);
                 return Ok(Outcome::Failed);
             }
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => "no answer to the submit in time".to_string(),
+            Err(CallError::Timeout(_)) => "no answer to the submit in time".to_string(),
+            Err(err) => err.to_string(),
         };
         // Transient or unexplained: the cluster leaves placement until its
         // next good snapshot, and the same attempt is re-sent later.
@@ -342,7 +414,8 @@ impl Dispatcher {
 }
 
 enum Outcome {
-    Submitted,
+    /// Accepted by this cluster.
+    Submitted(String),
     Failed,
     Released,
 }
@@ -350,11 +423,49 @@ enum Outcome {
 impl Outcome {
     fn count(self, report: &mut RoundReport) {
         match self {
-            Outcome::Submitted => report.submitted += 1,
+            Outcome::Submitted(_) => report.submitted += 1,
             Outcome::Failed => report.failed += 1,
             Outcome::Released => report.released += 1,
         }
     }
+}
+
+impl Dispatcher {
+    /// Sets the queue depth gauge of every tenant with queued jobs, and
+    /// zero for those reported before whose queues emptied.
+    async fn report_queue_depth(&self, tenants: &[TenantId]) -> Result<(), QueueError> {
+        let metrics = self.clusters.metrics();
+        let mut depths = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            depths.push((tenant.clone(), self.queue.queued_count(tenant).await?));
+        }
+        let mut reported = self
+            .depth_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for gone in reported.iter().filter(|t| !tenants.contains(t)) {
+            metrics.set_queue_depth(gone.as_str(), 0);
+        }
+        reported.clear();
+        for (tenant, depth) in depths {
+            metrics.set_queue_depth(tenant.as_str(), depth);
+            reported.insert(tenant);
+        }
+        Ok(())
+    }
+}
+
+/// True when a configured cluster outside the job's excluded ones is one its
+/// spec allows: only then is excluding worth a try (placement still decides
+/// whether that cluster fits).
+fn another_cluster_allowed(job: &Job, views: &[raybroker_placement::ClusterView]) -> bool {
+    let placement = &job.spec.placement;
+    views.iter().any(|v| {
+        !job.failover.excluded_clusters.contains(&v.name)
+            && !placement.denied_clusters.contains(&v.name)
+            && (placement.allowed_clusters.is_empty()
+                || placement.allowed_clusters.contains(&v.name))
+    })
 }
 
 /// The job's last attempt when it was recorded but never confirmed submitted.

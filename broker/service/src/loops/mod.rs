@@ -8,6 +8,7 @@
 
 pub mod dispatch;
 pub mod reconcile;
+pub mod retry;
 pub mod usage;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct LoopSettings {
     pub dispatch: DispatchSettings,
     /// The reconcile loop's.
     pub reconcile: ReconcileSettings,
+    /// When a cluster is written off, and how often it is probed.
+    pub breaker: crate::clusters::BreakerSettings,
 }
 
 impl Default for LoopSettings {
@@ -51,6 +54,7 @@ impl Default for LoopSettings {
             snapshot_max_age: Duration::from_secs(10),
             dispatch: DispatchSettings::default(),
             reconcile: ReconcileSettings::default(),
+            breaker: crate::clusters::BreakerSettings::default(),
         }
     }
 }

@@ -1,18 +1,25 @@
 //! The reconcile loop: brings the broker's view of every job on a cluster in
 //! line with the cluster's, keeps the job's log, carries cancels to clusters,
-//! and garbage-collects what this broker left on a cluster that no current
-//! attempt owns.
+//! enforces time limits, and garbage-collects what this broker left on a
+//! cluster that no current attempt owns.
+//!
+//! An attempt that ends badly is classified ([`super::retry::classify`]) and
+//! the retry policy decides: a new attempt (after a backoff, avoiding the
+//! cluster) or the end of the job. Only the current attempt moves the job
+//! (the queue refuses a superseded one), and garbage collection stops the
+//! remote jobs of superseded attempts when their cluster comes back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use raybroker_adapter::{ClusterAdapter, RemoteState, RemoteStatus};
-use raybroker_core::{Job, JobId, JobState};
-use raybroker_queue::{JobQueue, QueueError};
+use raybroker_adapter::{RemoteState, RemoteStatus};
+use raybroker_core::{Attempt, FailureClass, Job, JobId, JobState};
+use raybroker_queue::{AttemptEnd, JobQueue, QueueError};
 use tracing::Instrument as _;
 
+use super::retry::{classify, Decision, Outcome, RetryPolicy};
 use crate::clusters::ClusterRegistry;
 
 /// How the reconcile loop behaves.
@@ -29,6 +36,8 @@ pub struct ReconcileSettings {
     pub call_timeout: Duration,
     /// Jobs reconciled at once.
     pub concurrency: usize,
+    /// Retries, backoff and failover per failure class.
+    pub retry: RetryPolicy,
 }
 
 impl Default for ReconcileSettings {
@@ -39,6 +48,7 @@ impl Default for ReconcileSettings {
             gc_every: Duration::from_secs(15),
             call_timeout: Duration::from_secs(10),
             concurrency: 16,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -153,29 +163,45 @@ impl Reconciler {
         else {
             return Ok(());
         };
-        let Some(adapter) = self.clusters.adapter(&attempt.cluster) else {
+        let cluster = attempt.cluster.as_str();
+        let n = attempt.number;
+        if self.clusters.adapter(cluster).is_none() {
+            let detail = format!("cluster {cluster} is no longer configured");
             return self
-                .lost(
+                .attempt_failed(
                     &job,
-                    &format!("cluster {} is no longer configured", attempt.cluster),
+                    cluster,
+                    Outcome::ClusterRemoved,
+                    None,
+                    &detail,
                     now_ms,
                 )
                 .await;
-        };
+        }
+        let sid = attempt.submission_id.clone();
         if job.cancel_requested {
             // Best effort each round until the cluster reports the job stopped.
-            let _ = self.call(adapter.cancel(&attempt.submission_id)).await;
+            let _ = self
+                .clusters
+                .call(cluster, "cancel", now_ms, |a| async move {
+                    a.cancel(&sid).await
+                })
+                .await;
         }
-        let status = match self.call(adapter.status(&attempt.submission_id)).await {
+        let sid = attempt.submission_id.clone();
+        let status = match self
+            .clusters
+            .call(cluster, "status", now_ms, |a| async move {
+                a.status(&sid).await
+            })
+            .await
+        {
             Ok(status) => status,
             Err(why) => {
+                let detail = format!("{cluster} unreachable: {why}");
                 return self
-                    .maybe_lost(
-                        &job,
-                        &format!("{} unreachable: {why}", attempt.cluster),
-                        now_ms,
-                    )
-                    .await
+                    .maybe_lost(&job, cluster, Outcome::Unreachable, &detail, now_ms)
+                    .await;
             }
         };
         if status.state != RemoteState::NotFound {
@@ -185,24 +211,21 @@ impl Reconciler {
                 .remove(&(job.id.clone(), job.attempt));
         }
         if matches!(status.state, RemoteState::Running) || status.state.is_final() {
-            self.keep_logs(&job, adapter.as_ref(), &attempt.submission_id)
+            self.keep_logs(&job, cluster, &attempt.submission_id, now_ms)
                 .await?;
         }
-        let cluster = &attempt.cluster;
-        let n = attempt.number;
         match status.state {
             RemoteState::Pending if job.cancel_requested => {
                 // Ray cannot stop a job that waits for resources; the broker's
                 // job ends now and garbage collection stops the remote one if
                 // it ever starts.
-                self.update(
-                    &job,
-                    JobState::Cancelled,
-                    &format!("cancelled while pending on {cluster}"),
-                    None,
-                    now_ms,
-                )
-                .await
+                let detail = format!("cancelled while pending on {cluster}");
+                self.cancelled(&job, &detail, None, now_ms).await
+            }
+            RemoteState::Running
+                if !job.cancel_requested && over_time_limit(&job, &attempt, &status, now_ms) =>
+            {
+                self.time_limit_exceeded(&job, &attempt, now_ms).await
             }
             RemoteState::Pending => Ok(()),
             RemoteState::Running if job.state == JobState::Submitted => {
@@ -227,67 +250,80 @@ impl Reconciler {
                 .await
             }
             RemoteState::Stopped | RemoteState::Failed if job.cancel_requested => {
-                self.update(
-                    &job,
-                    JobState::Cancelled,
-                    &format!("cancelled on {cluster}"),
-                    status.exit_code,
-                    now_ms,
-                )
-                .await
+                let detail = format!("cancelled on {cluster}");
+                self.cancelled(&job, &detail, status.exit_code, now_ms)
+                    .await
             }
-            RemoteState::Failed => self.failed(&job, cluster, &status, now_ms).await,
-            RemoteState::Stopped => {
-                self.lost(
+            RemoteState::Failed | RemoteState::Stopped => {
+                let detail = match (status.state, status.exit_code) {
+                    (RemoteState::Failed, Some(code)) if code != 0 => format!(
+                        "entrypoint exited with code {code} on {cluster}: {}",
+                        status.message
+                    ),
+                    (RemoteState::Failed, _) => {
+                        format!("failed on {cluster}: {}", status.message)
+                    }
+                    _ => format!("stopped on {cluster} without a cancel: {}", status.message),
+                };
+                self.attempt_failed(
                     &job,
-                    &format!("stopped on {cluster} without a cancel: {}", status.message),
+                    cluster,
+                    Outcome::Remote(&status),
+                    status.exit_code,
+                    &detail,
                     now_ms,
                 )
                 .await
             }
             RemoteState::NotFound => {
-                self.maybe_lost(
-                    &job,
-                    &format!("{cluster} does not know attempt {n}"),
-                    now_ms,
-                )
-                .await
+                let detail = format!("{cluster} does not know attempt {n}");
+                self.maybe_lost(&job, cluster, Outcome::Unknown, &detail, now_ms)
+                    .await
             }
         }
     }
 
-    /// A failed attempt: the entrypoint's own non-zero exit fails the job
-    /// (retrying a crashing script rarely helps); a failure of the cluster is
-    /// retried while retries are left.
-    async fn failed(
+    /// Stops an attempt that ran out of time and ends it with class
+    /// `time_limit` (retried only when the job's policy says so). The stop
+    /// is best effort: garbage collection stops the remote job if it outlives
+    /// this call, as it no longer belongs to a current attempt.
+    async fn time_limit_exceeded(
+        &self,
+        job: &Job,
+        attempt: &Attempt,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        let cluster = attempt.cluster.as_str();
+        let sid = attempt.submission_id.clone();
+        let stopped = self
+            .clusters
+            .call(cluster, "cancel", now_ms, |a| async move {
+                a.cancel(&sid).await
+            })
+            .await;
+        let limit = job
+            .spec
+            .time_limit
+            .map(|d| humantime::format_duration(d).to_string())
+            .unwrap_or_default();
+        let mut detail = format!("timed out: ran past its time limit of {limit} on {cluster}");
+        if let Err(err) = stopped {
+            detail.push_str(&format!(" (stop not confirmed yet: {err})"));
+        }
+        self.attempt_failed(job, cluster, Outcome::TimeLimit, None, &detail, now_ms)
+            .await
+    }
+
+    /// Counts an unknown or unreachable attempt as failed once the grace
+    /// runs out.
+    async fn maybe_lost(
         &self,
         job: &Job,
         cluster: &str,
-        status: &RemoteStatus,
+        outcome: Outcome<'_>,
+        why: &str,
         now_ms: u64,
     ) -> Result<(), QueueError> {
-        match status.exit_code {
-            Some(code) if code != 0 => {
-                let reason = format!(
-                    "entrypoint exited with code {code} on {cluster}: {}",
-                    status.message
-                );
-                self.update(job, JobState::Failed, &reason, Some(code), now_ms)
-                    .await
-            }
-            _ => {
-                self.lost(
-                    job,
-                    &format!("failed on {cluster}: {}", status.message),
-                    now_ms,
-                )
-                .await
-            }
-        }
-    }
-
-    /// Counts an unknown or unreachable attempt as lost once the grace runs out.
-    async fn maybe_lost(&self, job: &Job, why: &str, now_ms: u64) -> Result<(), QueueError> {
         let since = *self
             .missing_since
             .lock()
@@ -299,46 +335,104 @@ impl Reconciler {
         }
         if job.cancel_requested {
             return self
-                .update(
-                    job,
-                    JobState::Cancelled,
-                    &format!("cancelled; {why}"),
-                    None,
-                    now_ms,
-                )
+                .cancelled(job, &format!("cancelled; {why}"), None, now_ms)
                 .await;
         }
-        self.lost(
+        let detail = format!("{why} for {}s", (now_ms - since) / 1000);
+        self.attempt_failed(job, cluster, outcome, None, &detail, now_ms)
+            .await
+    }
+
+    /// The job's cancel took effect.
+    async fn cancelled(
+        &self,
+        job: &Job,
+        reason: &str,
+        exit: Option<i32>,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        self.end(
             job,
-            &format!("{why} for {}s", (now_ms - since) / 1000),
+            JobState::Cancelled,
+            reason,
+            exit,
+            Some(FailureClass::Cancelled),
+            None,
             now_ms,
         )
         .await
     }
 
-    /// The attempt is gone for reasons not of the job's making: a new attempt
-    /// while retries are left, else the job fails.
-    async fn lost(&self, job: &Job, why: &str, now_ms: u64) -> Result<(), QueueError> {
+    /// The current attempt ended badly: classify it, then retry it or end
+    /// the job as the retry policy says.
+    async fn attempt_failed(
+        &self,
+        job: &Job,
+        cluster: &str,
+        outcome: Outcome<'_>,
+        exit: Option<i32>,
+        detail: &str,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
         self.missing_since
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(job.id.clone(), job.attempt));
-        if job.attempt <= job.spec.max_retries {
-            let reason = format!(
-                "attempt {} lost ({why}); retrying ({} of {} retries used)",
-                job.attempt, job.attempt, job.spec.max_retries
-            );
-            self.update(job, JobState::Queued, &reason, None, now_ms)
+        let class = classify(&outcome);
+        let metrics = self.clusters.metrics();
+        metrics.failure(class, cluster);
+        let n = job.attempt;
+        match self.settings.retry.decide(job, class, cluster, now_ms) {
+            Decision::Retry {
+                used,
+                allowed,
+                failover,
+            } => {
+                let mut reason = format!(
+                    "attempt {n} failed ({class}): {detail}; retrying (retry {used} of {allowed}"
+                );
+                if !failover.excluded_clusters.is_empty() {
+                    reason.push_str(&format!(
+                        ", avoiding {}",
+                        failover.excluded_clusters.join(", ")
+                    ));
+                }
+                let wait_ms = failover
+                    .not_before_ms
+                    .map_or(0, |at| at.saturating_sub(now_ms));
+                if wait_ms > 0 {
+                    reason.push_str(&format!(", after {}s", wait_ms.div_ceil(1000)));
+                }
+                reason.push(')');
+                metrics.retry(class);
+                self.end(
+                    job,
+                    JobState::Queued,
+                    &reason,
+                    exit,
+                    Some(class),
+                    Some(&failover),
+                    now_ms,
+                )
                 .await
-        } else {
-            self.update(
-                job,
-                JobState::Failed,
-                &format!("attempt {} lost ({why}); no retries left", job.attempt),
-                None,
-                now_ms,
-            )
-            .await
+            }
+            Decision::GiveUp { allowed } => {
+                let why_not = if allowed == 0 {
+                    format!("{class} is not retried")
+                } else {
+                    format!("no retries left ({allowed} used)")
+                };
+                let (to, reason) = if class == FailureClass::Cancelled {
+                    (JobState::Cancelled, detail.to_string())
+                } else {
+                    (
+                        JobState::Failed,
+                        format!("attempt {n} failed ({class}): {detail}; {why_not}"),
+                    )
+                };
+                self.end(job, to, &reason, exit, Some(class), None, now_ms)
+                    .await
+            }
         }
     }
 
@@ -350,11 +444,34 @@ impl Reconciler {
         exit: Option<i32>,
         now_ms: u64,
     ) -> Result<(), QueueError> {
+        self.end(job, to, reason, exit, None, None, now_ms).await
+    }
+
+    /// Moves the current attempt; refused by the queue when the attempt was
+    /// superseded meanwhile (fencing).
+    #[allow(clippy::too_many_arguments)]
+    async fn end(
+        &self,
+        job: &Job,
+        to: JobState,
+        reason: &str,
+        exit: Option<i32>,
+        failure: Option<FailureClass>,
+        failover: Option<&raybroker_core::Failover>,
+        now_ms: u64,
+    ) -> Result<(), QueueError> {
+        let change = AttemptEnd {
+            to,
+            reason,
+            exit_code: exit,
+            failure,
+            failover,
+        };
         let ended = self
             .queue
-            .update_attempt(&job.id, job.attempt, to, reason, exit, now_ms)
+            .end_attempt(&job.id, job.attempt, &change, now_ms)
             .await?;
-        tracing::info!(job = %job.id, attempt = job.attempt, from = %job.state, to = %ended, reason, "job changed on cluster");
+        tracing::info!(job = %job.id, attempt = job.attempt, from = %job.state, to = %ended, failure = failure.map(FailureClass::as_str), reason, "job changed on cluster");
         Ok(())
     }
 
@@ -362,11 +479,19 @@ impl Reconciler {
     async fn keep_logs(
         &self,
         job: &Job,
-        adapter: &dyn ClusterAdapter,
+        cluster: &str,
         submission_id: &str,
+        now_ms: u64,
     ) -> Result<(), QueueError> {
         let cursor = self.queue.log_cursor(&job.id, job.attempt).await?;
-        let Ok(chunk) = self.call(adapter.logs(submission_id, cursor)).await else {
+        let sid = submission_id.to_string();
+        let logs = self
+            .clusters
+            .call(cluster, "logs", now_ms, |a| async move {
+                a.logs(&sid, cursor).await
+            })
+            .await;
+        let Ok(chunk) = logs else {
             return Ok(()); // logs are best effort; the next round tries again
         };
         if chunk.next_cursor == cursor {
@@ -386,9 +511,25 @@ impl Reconciler {
     /// Stops remote jobs this broker created that no current attempt owns (a
     /// superseded attempt, a finished or vanished job) and removes finished
     /// ones whose job is finished.
+    /// A cluster that is down is skipped (the call is refused without being
+    /// made); the first collection after it comes back stops what it still
+    /// runs for superseded attempts.
     pub async fn collect_garbage(&self) -> Result<(), QueueError> {
-        for (name, adapter) in self.clusters.adapters() {
-            let Ok(owned) = self.call(adapter.list_owned()).await else {
+        let now_ms = super::now_ms();
+        let names: Vec<String> = self
+            .clusters
+            .adapters()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for name in &names {
+            let name = name.as_str();
+            let Ok(owned) = self
+                .clusters
+                .call(name, "list_owned", now_ms, |a| async move {
+                    a.list_owned().await
+                })
+                .await
+            else {
                 continue;
             };
             for remote in owned {
@@ -406,26 +547,46 @@ impl Reconciler {
                 }
                 if !remote.state.is_final() {
                     tracing::info!(cluster = name, submission = %remote.submission_id, "stopping an orphaned remote job");
-                    let _ = self.call(adapter.cancel(&remote.submission_id)).await;
+                    let sid = remote.submission_id.clone();
+                    let _ = self
+                        .clusters
+                        .call(
+                            name,
+                            "cancel",
+                            now_ms,
+                            |a| async move { a.cancel(&sid).await },
+                        )
+                        .await;
                 } else if job
                     .as_ref()
                     .is_none_or(|j| j.state.is_terminal() || remote.attempt != Some(j.attempt))
                 {
-                    let _ = self.call(adapter.cleanup(&remote.submission_id)).await;
+                    let sid = remote.submission_id.clone();
+                    let _ = self
+                        .clusters
+                        .call(
+                            name,
+                            "cleanup",
+                            now_ms,
+                            |a| async move { a.cleanup(&sid).await },
+                        )
+                        .await;
                 }
             }
         }
         Ok(())
     }
+}
 
-    async fn call<T>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, raybroker_adapter::AdapterError>>,
-    ) -> Result<T, String> {
-        match tokio::time::timeout(self.settings.call_timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.settings.call_timeout)),
-        }
-    }
+/// True when the attempt has run longer than the job's time limit: counted
+/// from the cluster's start time when it reports one, else from the submit.
+fn over_time_limit(job: &Job, attempt: &Attempt, status: &RemoteStatus, now_ms: u64) -> bool {
+    let Some(limit) = job.spec.time_limit else {
+        return false;
+    };
+    let since = status
+        .started_at_ms
+        .or(attempt.submitted_at_ms)
+        .unwrap_or(attempt.created_at_ms);
+    now_ms.saturating_sub(since) > limit.as_millis() as u64
 }

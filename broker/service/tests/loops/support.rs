@@ -25,6 +25,8 @@ pub const START_MS: u64 = 1_000_000_000_000;
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How long an attempt may be unknown or unreachable before it is lost.
 pub const LOST_GRACE: Duration = Duration::from_secs(5);
+/// The default wait before the first retry of an infrastructure failure.
+pub const FIRST_INFRA_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// How old a snapshot may be before its cluster leaves placement.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(6);
 /// The origin every harness cluster tags its jobs with.

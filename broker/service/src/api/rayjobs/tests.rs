@@ -192,6 +192,8 @@ fn job(state: JobState, key: Option<&str>) -> Job {
         cluster: Some("ray-a".into()),
         cancel_requested: false,
         exit_code: Some(3),
+        failure: None,
+        failover: Default::default(),
         created_at_ms: 1_000,
         updated_at_ms: 9_000,
         spec: JobSpec {
