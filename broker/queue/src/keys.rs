@@ -104,7 +104,8 @@ impl Keys {
     /// `lastat:`, `minv:`, `maxv:` beside them; `nnames`, `mdropped`;
     /// `a:<uri>` per artifact, `adropped`; `jobbytes`/`jobdropped` and
     /// `brokerbytes`/`brokerdropped` for the span lists; `rstart:<attempt>`,
-    /// `rend:<attempt>` (the cluster's own start/end of that attempt, ms).
+    /// `rend:<attempt>` (the cluster's own start/end of that attempt, ms);
+    /// `logtail:<attempt>` (the log's unfinished last line).
     pub fn telemetry(&self, id: &JobId) -> String {
         format!("{}:tele:{}", self.prefix, id)
     }
@@ -128,6 +129,18 @@ impl Keys {
     /// LIST of artifact URIs the job reported, each once, report order.
     pub fn artifacts(&self, id: &JobId) -> String {
         format!("{}:artifacts:{}", self.prefix, id)
+    }
+
+    /// STRING: the broker's secret for per-job telemetry tokens, made once
+    /// by the first broker when the config names none.
+    pub fn telemetry_secret(&self) -> String {
+        format!("{}:telemetry-secret", self.prefix)
+    }
+
+    /// STRING: the event-stream cursor up to which finished jobs' spans were
+    /// exported over OTLP.
+    pub fn telemetry_export_cursor(&self) -> String {
+        format!("{}:telemetry-export-cursor", self.prefix)
     }
 
     /// STRING counter giving each job its creation sequence number.

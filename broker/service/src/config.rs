@@ -22,6 +22,9 @@ mod expand;
 mod file;
 mod placement;
 mod ray_jobs;
+mod telemetry;
+
+pub use telemetry::TelemetrySettings;
 mod retry;
 
 pub use expand::{expand_env, ExpandError};
@@ -57,6 +60,8 @@ pub struct Config {
     pub ray_jobs_api: RayJobsApiSettings,
     /// Tenants' weights, quotas and bursting, aging and reservations.
     pub placement: raybroker_placement::Policy,
+    /// Where jobs send OTLP data, their token secret, the collector.
+    pub telemetry: TelemetrySettings,
 }
 
 /// The `ray_jobs_api` section: the Ray Jobs API compatible endpoint that

@@ -6,7 +6,8 @@
 //! - [`metrics`] holds the Prometheus metrics the API exports;
 //! - [`raystore`] keeps what the Ray Jobs API compatible endpoint needs
 //!   beside the queue (uploaded packages) and delivers packages to clusters;
-//! - [`serve`] runs the HTTP server until a shutdown future completes.
+//! - [`serve`] runs the HTTP server until a shutdown future completes;
+//! - [`telemetry`] traces, metrics and results of jobs.
 //!
 //! The command-line client lives in the binary (`src/main.rs`, `src/cli/`).
 
@@ -18,6 +19,7 @@ pub mod loops;
 pub mod metrics;
 pub mod raystore;
 pub mod serve;
+pub mod telemetry;
 
 /// The OpenAPI description of the REST API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {

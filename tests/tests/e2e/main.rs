@@ -12,6 +12,8 @@
 //! - [`failures`]: a failing entrypoint fails its job, without retries;
 //! - [`cancel`]: cancel a queued, a just-submitted and a running job;
 //! - [`restart`]: queued jobs survive `kill -9` of the broker;
+//! - [`telemetry`]: an OpenTelemetry-instrumented job's spans join the
+//!   broker's trace; its metrics (log lines and OTLP) reach its results;
 //! - [`crash`]: 200 jobs while the broker is SIGKILLed again and again, then
 //!   every attempt checked against the heads' own records.
 
@@ -21,3 +23,4 @@ mod failures;
 mod restart;
 mod routing;
 mod support;
+mod telemetry;

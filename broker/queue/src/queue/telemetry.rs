@@ -309,6 +309,66 @@ impl JobQueue {
         })
     }
 
+    /// The broker's telemetry secret: `candidate` if no broker stored one
+    /// before, else the stored one (so every broker on this Redis agrees).
+    pub async fn shared_telemetry_secret(&self, candidate: &str) -> Result<String, QueueError> {
+        let key = self.keys.telemetry_secret();
+        let mut conn = self.conn().await?;
+        let (stored,): (Option<String>,) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(candidate)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        stored.ok_or_else(|| QueueError::Corrupt {
+            id: key,
+            detail: "telemetry secret vanished".into(),
+        })
+    }
+
+    /// The event cursor up to which finished jobs were exported, if any.
+    pub async fn telemetry_export_cursor(&self) -> Result<Option<String>, QueueError> {
+        let mut conn = self.conn().await?;
+        Ok(conn.get(self.keys.telemetry_export_cursor()).await?)
+    }
+
+    /// Moves the export cursor.
+    pub async fn set_telemetry_export_cursor(&self, cursor: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        let _: () = conn.set(self.keys.telemetry_export_cursor(), cursor).await?;
+        Ok(())
+    }
+
+    /// Swaps the unfinished last line of the attempt's log (kept between
+    /// log chunks, so a report split across two chunks is still read whole):
+    /// returns the one kept before and keeps `tail` (its newest 64 KiB).
+    pub async fn swap_log_tail(
+        &self,
+        job: &JobId,
+        attempt: u32,
+        tail: &str,
+    ) -> Result<String, QueueError> {
+        const MAX_TAIL: usize = 64 << 10;
+        let mut cut = tail.len().saturating_sub(MAX_TAIL);
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let field = format!("logtail:{attempt}");
+        let key = self.keys.telemetry(job);
+        let mut conn = self.conn().await?;
+        let (before,): (Option<String>,) = redis::pipe()
+            .hget(&key, &field)
+            .hset(&key, &field, &tail[cut..])
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(before.unwrap_or_default())
+    }
+
     async fn telemetry_summary(&self, job: &JobId) -> Result<HashMap<String, String>, QueueError> {
         let mut conn = self.conn().await?;
         Ok(conn.hgetall(self.keys.telemetry(job)).await?)

@@ -78,6 +78,20 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
     }
 
+    /// 401 saying which credential is missing or wrong (per-job telemetry tokens).
+    pub(crate) fn unauthorized_because(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 415 saying what is accepted instead.
+    pub(crate) fn unsupported_because(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
     /// 403.
     pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)

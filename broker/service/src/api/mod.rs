@@ -31,9 +31,12 @@ mod events;
 mod hub;
 mod jobs;
 mod logs;
+mod otlp;
 mod placement;
+mod results;
 mod rayjobs;
 mod system;
+mod trace;
 
 pub(crate) use error::ApiError;
 pub(crate) use hub::EventHub;
@@ -64,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) clusters: Arc<ClusterRegistry>,
     /// Live job events for event streams.
     pub(crate) events: EventHub,
+    /// Per-job telemetry tokens, traces, forwarding to the collector.
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
     /// Becomes `true` when the server starts shutting down; long-lived
     /// responses (event streams) end then, so the graceful shutdown completes.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -82,6 +87,10 @@ impl AppState {
     ) -> Self {
         let auth = Authenticator::new(&config.tenants);
         let validation = config.validation_context();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(
+            config.telemetry.clone(),
+            queue.clone(),
+        ));
         AppState {
             inner: Arc::new(Shared {
                 config,
@@ -92,6 +101,7 @@ impl AppState {
                 metrics,
                 clusters,
                 events,
+                telemetry,
                 shutdown,
             }),
         }
@@ -120,6 +130,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/jobs/{id}/logs", get(logs::job_logs))
+        .route("/v1/jobs/{id}/trace", get(trace::job_trace))
+        .route("/v1/jobs/{id}/results", get(results::job_results))
+        .route("/v1/results", get(results::list_results))
+        .route("/v1/traces", post(otlp::receive_traces))
+        .route("/v1/metrics", post(otlp::receive_metrics))
         .route("/v1/jobs/{id}/placement", get(placement::job_placement))
         .route("/v1/placement/dry-run", post(placement::dry_run))
         .route("/v1/clusters", get(system::list_clusters))

@@ -26,6 +26,11 @@ use crate::config::ClusterKind;
         jobs::cancel_job,
         events::job_events,
         logs::job_logs,
+        super::trace::job_trace,
+        super::results::job_results,
+        super::results::list_results,
+        super::otlp::receive_traces,
+        super::otlp::receive_metrics,
         placement::job_placement,
         placement::dry_run,
         list_clusters,
@@ -39,6 +44,8 @@ use crate::config::ClusterKind;
     tags(
         (name = "jobs", description = "Submit, follow and cancel jobs"),
         (name = "system", description = "Clusters, health and metrics"),
+        (name = "telemetry", description = "OTLP ingest from jobs and each job's trace"),
+        (name = "results", description = "What jobs came to: per job, or grouped, as JSON or CSV"),
     )
 )]
 struct ApiDoc;

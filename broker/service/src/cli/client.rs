@@ -165,6 +165,42 @@ impl Client {
             .await
     }
 
+    /// `GET path?query`, parsed as `T` (traces, results).
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<Reply<T>, CliError> {
+        let request = self.request(Method::GET, path)?.query(query);
+        self.call(request, what).await
+    }
+
+    /// `GET path?query` whose answer is text (CSV), returned as sent.
+    pub async fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<String, CliError> {
+        let response = self
+            .request(Method::GET, path)?
+            .query(query)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        let status = response.status();
+        let raw = response
+            .text()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        if !status.is_success() {
+            return Err(api_error(status, &raw, what));
+        }
+        Ok(raw)
+    }
+
     /// `GET /v1/clusters`.
     pub async fn clusters(&self) -> Result<Reply<ClusterList>, CliError> {
         let request = self.request(Method::GET, "v1/clusters")?;
@@ -196,7 +232,7 @@ impl Client {
         Err(api_error(status, &raw, &format!("follow job {id}")))
     }
 
-    fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, CliError> {
+    pub(super) fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, CliError> {
         let url = self
             .base
             .join(path)
@@ -209,7 +245,7 @@ impl Client {
     }
 
     /// Sends a request/answer call and parses a success body as `T`.
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
         what: &str,

@@ -9,10 +9,12 @@ pub mod error;
 pub mod jobs;
 pub mod logs;
 pub mod output;
+pub mod results;
 pub mod spec;
 pub mod sse;
 pub mod submit;
 pub mod token;
+pub mod trace;
 pub mod watch;
 pub mod wire;
 
@@ -142,6 +144,10 @@ pub enum ClientCommand {
     Clusters,
     /// Explain a job's placement: why it waits, cluster by cluster, or where it went.
     Explain(JobArg),
+    /// Show a job's whole trace: broker, cluster and job spans as one tree.
+    Trace(trace::TraceArgs),
+    /// Show what jobs came to: one job, or many per job or grouped (--by), as a table, JSON or --csv.
+    Results(results::ResultsArgs),
 }
 
 /// A job named on the command line.
@@ -251,6 +257,8 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<ExitCode, CliEr
             ClientCommand::Logs(args) => logs::run(&ctx, args).await,
             ClientCommand::Clusters => jobs::clusters(&ctx).await,
             ClientCommand::Explain(arg) => jobs::explain(&ctx, &arg.job).await,
+            ClientCommand::Trace(args) => trace::run(&ctx, args).await,
+            ClientCommand::Results(args) => results::run(&ctx, args).await,
         }
     })
 }

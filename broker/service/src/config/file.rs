@@ -45,6 +45,8 @@ pub(super) struct ConfigFile {
     retry: super::retry::RetrySection,
     #[serde(default)]
     circuit_breaker: super::retry::BreakerSection,
+    #[serde(default)]
+    telemetry: super::telemetry::TelemetrySection,
 }
 
 /// The `loops` section as written: how often each loop runs.
@@ -241,6 +243,8 @@ impl ConfigFile {
         loops.breaker = self.circuit_breaker.read(&mut bad);
         let ray_jobs_api = self.ray_jobs_api.read(&mut bad);
         let placement = self.placement.read(tenant_policies, &mut bad);
+        let telemetry = self.telemetry.read(listen, base_dir, env, &mut bad);
+        loops.telemetry = telemetry.clone();
         loops.dispatch.policy = placement.clone();
         let mut clusters = self.clusters;
         for (i, cluster) in clusters.iter_mut().enumerate() {
@@ -293,6 +297,7 @@ impl ConfigFile {
             loops,
             ray_jobs_api,
             placement,
+            telemetry,
         })
     }
 }

@@ -82,6 +82,9 @@ pub struct Dispatcher {
     /// Copies a job's uploaded packages to its cluster before the submit
     /// (jobs from the Ray Jobs API); `None`: jobs name no uploaded packages.
     packages: Option<Arc<PackageDelivery>>,
+    /// Gives every attempt its trace context and telemetry token (`None`:
+    /// attempts get no extra environment).
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// In-flight jobs' demand by id, so a round reads only jobs new in flight.
     in_flight: Mutex<InFlight>,
     /// Retried jobs that no cluster outside their excluded ones can run:
@@ -104,6 +107,7 @@ impl Dispatcher {
             clusters,
             settings,
             packages: None,
+            telemetry: None,
             in_flight: Mutex::new(InFlight::default()),
             exclusion_lifted: std::sync::Mutex::new(HashSet::new()),
             depth_reported: std::sync::Mutex::new(HashSet::new()),
@@ -113,6 +117,13 @@ impl Dispatcher {
     /// Delivers uploaded packages with `packages` before every submit.
     pub fn with_packages(mut self, packages: Arc<PackageDelivery>) -> Dispatcher {
         self.packages = Some(packages);
+        self
+    }
+
+    /// Gives every attempt the environment `telemetry` makes (trace
+    /// context, where to send OTLP data and the job's token).
+    pub fn with_telemetry(mut self, telemetry: Arc<crate::telemetry::Telemetry>) -> Dispatcher {
+        self.telemetry = Some(telemetry);
         self
     }
 
@@ -347,7 +358,10 @@ impl Dispatcher {
             tenant: lease.job.tenant.clone(),
             attempt: attempt.number,
             spec: lease.job.spec.clone(),
-            extra_env: Default::default(),
+            extra_env: match &self.telemetry {
+                Some(telemetry) => telemetry.attempt_env(&lease.job, attempt.number).await,
+                None => Default::default(),
+            },
         };
         let span = tracing::info_span!("adapter.submit", cluster = %cluster, job = %lease.job.id, attempt = attempt.number);
         // The packages the job needs go first; their failures count like

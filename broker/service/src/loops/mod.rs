@@ -45,6 +45,9 @@ pub struct LoopSettings {
     pub reconcile: ReconcileSettings,
     /// When a cluster is written off, and how often it is probed.
     pub breaker: crate::clusters::BreakerSettings,
+    /// Trace context and telemetry tokens for attempts (the `telemetry`
+    /// config section); exporting spans when `OTEL_EXPORTER_OTLP_*` is set.
+    pub telemetry: crate::config::TelemetrySettings,
 }
 
 impl Default for LoopSettings {
@@ -55,6 +58,7 @@ impl Default for LoopSettings {
             dispatch: DispatchSettings::default(),
             reconcile: ReconcileSettings::default(),
             breaker: crate::clusters::BreakerSettings::default(),
+            telemetry: crate::config::TelemetrySettings::default(),
         }
     }
 }
@@ -87,8 +91,16 @@ pub fn spawn_all(
     if let Some(packages) = packages {
         dispatcher = dispatcher.with_packages(packages);
     }
+    let telemetry = Arc::new(crate::telemetry::Telemetry::new(
+        settings.telemetry.clone(),
+        queue.clone(),
+    ));
+    dispatcher = dispatcher.with_telemetry(telemetry.clone());
+    let span_export = crate::telemetry::export::spawn(telemetry, shutdown.clone());
     let reconciler = Reconciler::new(queue, clusters, settings.reconcile);
-    vec![
+    span_export
+        .into_iter()
+        .chain([
         tokio::spawn(snapshots),
         tokio::spawn(
             dispatcher
@@ -100,5 +112,6 @@ pub fn spawn_all(
                 .run(shutdown)
                 .instrument(tracing::info_span!("loop", name = "reconcile")),
         ),
-    ]
+    ])
+    .collect()
 }

@@ -210,6 +210,7 @@ impl Reconciler {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&(job.id.clone(), job.attempt));
         }
+        crate::telemetry::keep_remote_times(&self.queue, &job.id, n, &status).await?;
         if matches!(status.state, RemoteState::Running) || status.state.is_final() {
             self.keep_logs(&job, cluster, &attempt.submission_id, now_ms)
                 .await?;
@@ -502,9 +503,15 @@ impl Reconciler {
         } else {
             chunk.text
         };
-        self.queue
+        let kept = self
+            .queue
             .append_logs(&job.id, job.attempt, cursor, chunk.next_cursor, &text)
             .await?;
+        if kept {
+            // Metrics and artifacts the job reports in its log lines.
+            crate::telemetry::keep_log_reports(&self.queue, &job.id, job.attempt, &text, now_ms)
+                .await?;
+        }
         Ok(())
     }
 
