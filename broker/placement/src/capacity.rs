@@ -289,11 +289,12 @@ impl<'a> ClusterState<'a> {
             "taking from a node that does not fit"
         );
         let (model, before) = (node.model, node.free);
+        let after = before.taking(need.per_node);
         self.unindex(model, before, idx);
         let node = &mut self.nodes[idx as usize];
-        node.free = before.minus(need.per_node);
+        node.free = after;
         node.custom_taken.extend(need.custom.iter().cloned());
-        self.index(model, before.minus(need.per_node), idx);
+        self.index(model, after, idx);
         self.taken.push((idx, job));
     }
 

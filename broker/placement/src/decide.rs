@@ -67,10 +67,22 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
         .map(|(cs, _)| cs.view.tier)
         .min();
     let bound = job.max_wait_ms.unwrap_or(policy.max_wait_ms);
-    let may_burst = policy.burst && job.waited_ms(input.problem.now_ms) >= bound;
+    // Past its bound a job may burst. Before, only a lower tier that takes
+    // jobs now (fresh, within its pending allowance) holds it back: waiting
+    // for a cluster that is down or full of pending jobs gains nothing. Nor
+    // does waiting behind a job of its line (GPUs per node, models) still
+    // queued past its own bound: the lower tiers have not started it for a
+    // whole bound, so a job behind it in the same line would not start
+    // there within its bound either (head-of-line delay as the predictor of
+    // delay, as in Ibrahim and Whitt, Operations Research 2009).
+    let line_too_slow = input.overdue_lines.contains(&c.need.line());
+    let waited_out = job.waited_ms(input.problem.now_ms) >= bound || line_too_slow;
+    let mut accepting_below = false;
     let until_ms = job.enqueued_at_ms.saturating_add(bound);
     if tracing {
-        state.trace = Some(trace(input, state, c, &feasible, home, may_burst, until_ms));
+        state.trace = Some(trace(
+            input, state, c, &feasible, home, waited_out, until_ms,
+        ));
     }
     let Some(home) = home else {
         let per_cluster = input
@@ -125,7 +137,7 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
                 }
                 continue;
             }
-            if above && !may_burst {
+            if above && !waited_out && accepting_below {
                 burst_blocked = burst_blocked || find(input, state, ci, c).is_some();
                 why.push((view.name.clone(), format!(
                     "burst tier {tier}: the job may burst once it has waited {bound} ms (at {until_ms})"
@@ -146,6 +158,10 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
                 )),
             }
         }
+        accepting_below = accepting_below
+            || group
+                .iter()
+                .any(|ci| feasible[*ci] && state.clusters[*ci].accepting.is_ok());
     }
 
     if let Some((key, ci, chosen)) = best {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::fairness::{effective_priority, tenant_position, MAX_HEAD_PER_TENANT};
 use crate::fit::static_fit;
+use crate::plan::MAX_HEAD_PER_SHAPE;
 use crate::plan::{run, Candidate, Input, State};
 use crate::score::{cluster_key, node_key, ScoreComponents};
 use crate::types::{Problem, WaitReason};
@@ -53,6 +54,14 @@ pub enum Outcome {
         /// Its 1-based place in its tenant's queue.
         tenant_position: usize,
         /// How many of each tenant's jobs a plan considers.
+        considered: usize,
+    },
+    /// Older jobs of its tenant of the same kind (shape, constraints, wait
+    /// bound) fill what a plan considers of that kind; it goes after them.
+    BehindItsKind {
+        /// Its 1-based place in its tenant's queue.
+        tenant_position: usize,
+        /// How many jobs of one kind of one tenant a plan considers.
         considered: usize,
     },
     /// No job of the problem has this id.
@@ -139,9 +148,17 @@ pub fn explain(job_id: &str, problem: &Problem) -> Explanation {
             reason: waiting.reason.clone(),
         }
     } else {
-        Outcome::NotConsidered {
-            tenant_position: tenant_position(problem, job),
-            considered: MAX_HEAD_PER_TENANT,
+        let tenant_position = tenant_position(problem, job);
+        if tenant_position > MAX_HEAD_PER_TENANT {
+            Outcome::NotConsidered {
+                tenant_position,
+                considered: MAX_HEAD_PER_TENANT,
+            }
+        } else {
+            Outcome::BehindItsKind {
+                tenant_position,
+                considered: MAX_HEAD_PER_SHAPE,
+            }
         }
     };
     match trace {
@@ -180,6 +197,16 @@ pub fn explain(job_id: &str, problem: &Problem) -> Explanation {
     }
 }
 
+/// True when a feasible cluster below `tier` takes jobs now, so a job that
+/// has not waited its bound stays off `tier`.
+fn held_back(state: &State, feasible: &[bool], tier: u32) -> bool {
+    state
+        .clusters
+        .iter()
+        .zip(feasible)
+        .any(|(c, ok)| *ok && c.view.tier < tier && c.accepting.is_ok())
+}
+
 /// Every cluster's verdict on the candidate at the moment it is decided.
 pub(crate) fn trace(
     input: &Input,
@@ -187,7 +214,7 @@ pub(crate) fn trace(
     c: &Candidate,
     feasible: &[bool],
     home: Option<u32>,
-    may_burst: bool,
+    waited_out: bool,
     until_ms: u64,
 ) -> Trace {
     let job = &input.problem.jobs[c.job];
@@ -196,10 +223,10 @@ pub(crate) fn trace(
         .clusters
         .iter()
         .zip(feasible)
-        .map(|(cluster, feasible)| {
+        .map(|(cluster, could_run)| {
             let view = cluster.view;
             let blocked = |reason: String| ClusterVerdict::Blocked { reason };
-            let verdict = if !*feasible {
+            let verdict = if !*could_run {
                 ClusterVerdict::Infeasible {
                     reason: static_fit(&job.resources, &job.placement, view)
                         .err()
@@ -217,7 +244,7 @@ pub(crate) fn trace(
                         let above = home.is_some_and(|home| view.tier > home);
                         let note = if above && !policy.burst {
                             Some("above the job's lowest feasible tier, and its tenant does not burst".to_string())
-                        } else if above && !may_burst {
+                        } else if above && !waited_out && held_back(state, feasible, view.tier) {
                             Some(format!("a burst tier for this job: allowed from {until_ms} ms"))
                         } else {
                             None
@@ -310,6 +337,11 @@ impl fmt::Display for Explanation {
             Outcome::NotConsidered { tenant_position, considered } => writeln!(
                 f,
                 "job {}: number {tenant_position} in its tenant's queue; placement looks at the first {considered}",
+                self.job_id
+            )?,
+            Outcome::BehindItsKind { tenant_position, considered } => writeln!(
+                f,
+                "job {}: number {tenant_position} in its tenant's queue, behind {considered} older jobs of the same shape that wait; placement looks at the first {considered} of each shape",
                 self.job_id
             )?,
             Outcome::UnknownJob => return writeln!(f, "job {}: not queued", self.job_id),

@@ -18,8 +18,10 @@ use crate::types::{PendingJob, Policy, Problem, TenantPolicy, TenantUsage, Total
 
 /// The most jobs of one tenant a plan considers: the head of its queue by
 /// effective priority, then age. This bounds a plan's work whatever the
-/// depth of the queues, and matches what the dispatch loop peeks per tenant.
-pub const MAX_HEAD_PER_TENANT: usize = 64;
+/// depth of the queues, and is what the dispatch loop peeks per tenant. Of
+/// these, a plan considers at most [`crate::MAX_HEAD_PER_SHAPE`] of each
+/// kind, so a deep head of one stuck kind costs little and hides nothing.
+pub const MAX_HEAD_PER_TENANT: usize = 1024;
 
 /// A job's priority plus one for every `aging_ms_per_priority` it has
 /// waited (0 = no aging).
@@ -250,15 +252,16 @@ mod tests {
 
     #[test]
     fn heads_are_bounded_and_in_queue_order() {
-        let jobs: Vec<PendingJob> = (0..200)
-            .map(|i| job(&format!("j{i:03}"), (i % 7) as i32, 1_000 - i))
+        let count = MAX_HEAD_PER_TENANT as u64 + 200;
+        let jobs: Vec<PendingJob> = (0..count)
+            .map(|i| job(&format!("j{i:04}"), (i % 7) as i32, 2_000 - i))
             .collect();
         let policy = Policy {
             aging_ms_per_priority: 0,
             ..Policy::default()
         };
         let problem = Problem {
-            now_ms: 1_000,
+            now_ms: 2_000,
             jobs: &jobs,
             clusters: &[],
             policy: &policy,
@@ -269,7 +272,7 @@ mod tests {
         assert_eq!(list.len(), MAX_HEAD_PER_TENANT);
         for pair in list.windows(2) {
             assert_eq!(
-                queue_order(&jobs[pair[0]], &jobs[pair[1]], 1_000, 0),
+                queue_order(&jobs[pair[0]], &jobs[pair[1]], 2_000, 0),
                 Ordering::Less
             );
         }
@@ -277,7 +280,7 @@ mod tests {
         let last = &jobs[*list.last().unwrap()];
         let kept: std::collections::BTreeSet<usize> = list.iter().copied().collect();
         for (i, other) in jobs.iter().enumerate().filter(|(i, _)| !kept.contains(i)) {
-            assert_eq!(queue_order(last, other, 1_000, 0), Ordering::Less, "{i}");
+            assert_eq!(queue_order(last, other, 2_000, 0), Ordering::Less, "{i}");
         }
         assert_eq!(tenant_position(&problem, &jobs[list[10]]), 11);
     }

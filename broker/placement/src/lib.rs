@@ -10,7 +10,8 @@
 //! - `score`: among nodes and clusters that can start it, the lowest tier,
 //!   then the least GPU fragmentation (FGD), then cost, then the tightest fit.
 //! - `fairness`: heads of tenants' queues (at most [`MAX_HEAD_PER_TENANT`]
-//!   each), aging, weighted DRF across tenants, quotas.
+//!   each, and [`MAX_HEAD_PER_SHAPE`] of each kind of job), aging, weighted
+//!   DRF across tenants, quotas.
 //! - [`plan`] (`plan`): reservations, tiers and bursting, the decisions;
 //!   [`verify`] checks its post-conditions, [`explain`] says why.
 //!
@@ -36,7 +37,7 @@ use raybroker_core::{Placement, Resources};
 pub use explain::{explain, ClusterExplanation, ClusterVerdict, Explanation, Outcome};
 pub use fairness::{effective_priority, MAX_HEAD_PER_TENANT};
 pub use fit::static_fit;
-pub use plan::{plan, MAX_RESERVATIONS};
+pub use plan::{plan, MAX_HEAD_PER_SHAPE, MAX_RESERVATIONS};
 pub use score::ScoreComponents;
 pub use types::{
     PendingJob, Placed, Plan, Policy, Problem, Quota, Reserved, TenantPolicy, TenantUsage, Totals,
@@ -64,6 +65,19 @@ pub struct ClusterView {
     pub fresh: bool,
     /// Jobs the cluster may hold pending beyond what starts now.
     pub pending_allowance: u32,
+}
+
+impl ClusterView {
+    /// True when the cluster takes new jobs now: a fresh snapshot and no
+    /// more pending jobs than its allowance. Only such a cluster holds a job
+    /// back from bursting to a higher tier before its wait bound.
+    pub fn takes_jobs(&self) -> bool {
+        self.fresh
+            && self
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.pending_jobs <= self.pending_allowance)
+    }
 }
 
 /// Where one job should go, or why it cannot go anywhere now.

@@ -81,6 +81,9 @@ impl Accepted {
     }
 }
 
+/// One GPU in [`Amount`] units.
+pub(crate) const GPU: u64 = 10_000;
+
 /// GPUs and CPUs in ten-thousandths, memory in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Amount {
@@ -122,6 +125,31 @@ impl Amount {
         }
     }
 
+    /// What is left after one node of `need` starts here, with free GPUs
+    /// read as snapshots report them: entirely free devices plus the largest
+    /// free share of a partly used one (`3.4` = three free GPUs and 0.4 of a
+    /// fourth). A share below one GPU goes on one device: the partly used one
+    /// when it has room (what is left of it is then the largest share this
+    /// plan can count on), else a free device, leaving `1 - share` of it.
+    /// Whole GPUs come off the free devices. Never more than a plain
+    /// subtraction, so several shares placed on one node in one plan never
+    /// add up to more than its devices hold.
+    pub(crate) fn taking(self, need: Amount) -> Amount {
+        let mut left = self.minus(need);
+        let share = need.gpus % GPU;
+        if share != 0 && need.gpus < GPU {
+            let (whole, partial) = (self.gpus / GPU, self.gpus % GPU);
+            left.gpus = if partial >= share {
+                whole * GPU + (partial - share)
+            } else if whole > 0 {
+                (whole - 1) * GPU + partial.max(GPU - share)
+            } else {
+                0
+            };
+        }
+        left
+    }
+
     /// The sum, saturating.
     pub(crate) fn plus(self, other: Amount) -> Amount {
         Amount {
@@ -153,6 +181,12 @@ pub(crate) struct Need {
 }
 
 impl Need {
+    /// The line the job queues in for capacity: GPUs per node and the
+    /// accepted models. Jobs of one line compete for the same GPUs.
+    pub(crate) fn line(&self) -> (u64, Accepted) {
+        (self.per_node.gpus, self.accepted.clone())
+    }
+
     /// The need of `resources`.
     pub(crate) fn new(resources: &Resources, models: &Models) -> Need {
         Need {

@@ -7,13 +7,23 @@ use crate::capacity::ClusterState;
 use crate::decide::decide;
 use crate::explain::Trace;
 use crate::fairness::{self, Ledger, Share};
-use crate::need::{Models, Need};
+use crate::need::{Accepted, Models, Need};
 use crate::score::Workload;
-use crate::types::{Placed, Plan, Problem, WaitReason, Waiting};
+use crate::types::{PendingJob, Placed, Plan, Problem, WaitReason, Waiting};
 use crate::verify::{preconditions, verify};
+use raybroker_core::Placement;
 
 /// The most reservations one plan makes (one per tenant at most).
 pub const MAX_RESERVATIONS: usize = 16;
+
+/// The most jobs of one kind (same shape, placement constraints and wait
+/// bound) of one tenant a plan considers: the oldest of that kind in the
+/// tenant's head. A later job of the kind waits behind them: what stops
+/// them (no free node of that shape, a wait bound) stops it too, and it is
+/// considered once they start. Bounding per kind rather than only per
+/// tenant keeps one stuck kind (T4-only jobs while the T4 nodes are full)
+/// from hiding the tenant's other jobs, while a plan's work stays bounded.
+pub const MAX_HEAD_PER_SHAPE: usize = 32;
 
 /// Decides which queued jobs start now and where, and why the others wait:
 /// a pure, deterministic function of the problem.
@@ -28,7 +38,8 @@ pub const MAX_RESERVATIONS: usize = 16;
 ///
 /// Order of decisions:
 /// 1. The head of each tenant's queue: at most [`crate::MAX_HEAD_PER_TENANT`]
-///    jobs by effective priority (priority plus aging), then age. The others
+///    jobs by effective priority (priority plus aging), then age, and of
+///    those at most [`MAX_HEAD_PER_SHAPE`] of each kind of job. The others
 ///    appear in neither list of the plan.
 /// 2. Reservations: each tenant's oldest considered job that has waited
 ///    `reserve_after_ms`, oldest first, at most [`crate::MAX_RESERVATIONS`].
@@ -57,6 +68,25 @@ pub fn plan(problem: &Problem) -> Plan {
     run(problem, None).0
 }
 
+/// Interns the placement constraints of jobs, so jobs of one shape and
+/// constraints count as one kind for [`MAX_HEAD_PER_SHAPE`]. A linear scan:
+/// almost every job has the default constraints.
+#[derive(Default)]
+pub(crate) struct Kinds<'a> {
+    seen: Vec<&'a Placement>,
+}
+
+impl<'a> Kinds<'a> {
+    /// The number of `job`'s constraints.
+    pub(crate) fn of(&mut self, job: &'a PendingJob) -> usize {
+        if let Some(i) = self.seen.iter().position(|p| **p == job.placement) {
+            return i;
+        }
+        self.seen.push(&job.placement);
+        self.seen.len() - 1
+    }
+}
+
 /// A considered job.
 pub(crate) struct Candidate {
     /// Index in `Problem::jobs`.
@@ -77,6 +107,9 @@ pub(crate) struct Input<'a> {
     pub(crate) tiers: Vec<(u32, Vec<usize>)>,
     /// The job being explained, if any.
     pub(crate) trace: Option<usize>,
+    /// Lines (GPUs per node and accepted models) in which some considered
+    /// job has waited past its own wait bound.
+    pub(crate) overdue_lines: HashSet<(u64, Accepted)>,
 }
 
 /// What a plan changes as it decides.
@@ -103,16 +136,33 @@ pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trac
     let mut shapes: HashMap<Need, u32> = HashMap::new();
     let mut candidates = Vec::new();
     let mut tenants = Vec::new();
+    let mut kinds = Kinds::default();
     for (tenant, list) in fairness::heads(&problem) {
         let mut mine = Vec::with_capacity(list.len());
+        let mut per_kind: HashMap<(u32, usize, Option<u64>), usize> = HashMap::new();
         for job in list {
             let need = Need::new(&jobs[job].resources, &models);
             let next = shapes.len() as u32;
             let shape = *shapes.entry(need.clone()).or_insert(next);
+            let kind = (shape, kinds.of(&jobs[job]), jobs[job].max_wait_ms);
+            let seen = per_kind.entry(kind).or_default();
+            if *seen == MAX_HEAD_PER_SHAPE {
+                continue; // waits behind older jobs of its kind
+            }
+            *seen += 1;
             mine.push(candidates.len());
             candidates.push(Candidate { job, need, shape });
         }
         tenants.push((tenant, mine));
+    }
+    let mut supply: Vec<u64> = Vec::new();
+    let snapshots = problem.clusters.iter().filter_map(|c| c.snapshot.as_ref());
+    for node in snapshots.flat_map(|s| &s.nodes) {
+        let model = models.key(node.gpu_model.as_ref()) as usize;
+        if supply.len() <= model {
+            supply.resize(model + 1, 0);
+        }
+        supply[model] += node.total.gpus.units();
     }
     let mut by_tier: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, cluster) in problem.clusters.iter().enumerate() {
@@ -121,9 +171,15 @@ pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trac
     for group in by_tier.values_mut() {
         group.sort_by(|a, b| problem.clusters[*a].name.cmp(&problem.clusters[*b].name));
     }
+    let overdue_lines = candidates
+        .iter()
+        .filter(|c| jobs[c.job].waited_out(problem.now_ms, problem.policy))
+        .map(|c| c.need.line())
+        .collect();
     let input = Input {
         problem,
-        workload: Workload::new(candidates.iter().map(|c| &c.need)),
+        overdue_lines,
+        workload: Workload::new(candidates.iter().map(|c| &c.need)).with_supply(supply),
         candidates,
         tenants,
         tiers: by_tier.into_iter().collect(),

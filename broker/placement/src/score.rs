@@ -34,6 +34,10 @@ use crate::ClusterView;
 /// scoring a node.
 pub(crate) const MAX_CLASSES: usize = 16;
 
+/// Of [`MAX_CLASSES`], how many are kept for the kinds needing the most GPUs
+/// per node when there are more kinds than that.
+const BIG_CLASSES: usize = 4;
+
 /// One kind of queued GPU job: the GPUs it needs per node and the models it
 /// accepts; CPUs and memory are the smallest any job of the kind needs.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +53,15 @@ struct Class {
 pub(crate) struct Workload {
     classes: Vec<Class>,
     total_weight: u64,
+    /// Per GPU model key: the GPUs (units) queued jobs restricted to that
+    /// model ask for, a job accepting k models counting 1/k of its GPUs.
+    contention: Vec<u64>,
+    /// Per GPU model key: the federation's GPUs (units) of that model.
+    supply: Vec<u64>,
 }
+
+/// Contention is restricted demand per GPU of the model, in thousandths.
+pub(crate) const CONTENTION_SCALE: u64 = 1000;
 
 /// The bit of a model in a class's model mask. Models beyond the 63rd share
 /// the last bit: only scoring gets coarser, feasibility does not.
@@ -68,9 +80,21 @@ impl Workload {
     /// The workload of the jobs a plan considers.
     pub(crate) fn new<'n>(needs: impl IntoIterator<Item = &'n Need>) -> Workload {
         let mut by_kind: BTreeMap<(u64, u64), Class> = BTreeMap::new();
+        let mut contention: Vec<u64> = Vec::new();
         for need in needs {
             if need.per_node.gpus == 0 {
                 continue;
+            }
+            if let Accepted::Only(models) = &need.accepted {
+                let demand = need.per_node.gpus.saturating_mul(u64::from(need.nodes));
+                let share = demand / models.len().max(1) as u64;
+                for &m in models {
+                    let m = m as usize;
+                    if contention.len() <= m {
+                        contention.resize(m + 1, 0);
+                    }
+                    contention[m] += share;
+                }
             }
             let models = model_mask(&need.accepted);
             let class = by_kind
@@ -87,14 +111,39 @@ impl Workload {
             class.weight += 1;
         }
         let mut classes: Vec<Class> = by_kind.into_values().collect();
-        // Stable sort of a map's values: deterministic.
+        // Stable sorts of a map's values: deterministic. The most common
+        // kinds, plus the kinds that need the most GPUs per node however
+        // rare: few big jobs wait for whole nodes, and without them in the
+        // workload breaking an idle node into shares would look free.
         classes.sort_by_key(|c| std::cmp::Reverse(c.weight));
-        classes.truncate(MAX_CLASSES);
+        if classes.len() > MAX_CLASSES {
+            let mut rare = classes.split_off(MAX_CLASSES - BIG_CLASSES);
+            rare.sort_by_key(|c| std::cmp::Reverse(c.gpus));
+            rare.truncate(BIG_CLASSES);
+            classes.extend(rare);
+        }
         let total_weight = classes.iter().map(|c| c.weight).sum();
         Workload {
             classes,
             total_weight,
+            contention,
+            supply: Vec::new(),
         }
+    }
+
+    /// The federation's GPUs (units) per model key, for [`Self::contention`].
+    pub(crate) fn with_supply(mut self, supply: Vec<u64>) -> Workload {
+        self.supply = supply;
+        self
+    }
+
+    /// The GPUs queued jobs restricted to `model` ask for, per GPU of that
+    /// model (thousandths): a job that accepts several models, or any, goes
+    /// to the model the others depend on least (least flexible first).
+    fn contention(&self, model: ModelKey) -> u64 {
+        let demand = self.contention.get(model as usize).copied().unwrap_or(0);
+        let supply = self.supply.get(model as usize).copied().unwrap_or(0);
+        demand.saturating_mul(CONTENTION_SCALE) / supply.max(QUANTITY_SCALE)
     }
 
     /// The node's fragment: free GPU units the workload cannot use, summed
@@ -155,6 +204,9 @@ impl Workload {
 pub(crate) struct NodeKey {
     /// A job without GPUs on a node with GPUs takes CPUs GPU jobs need.
     pub cpu_job_on_gpu_node: bool,
+    /// Queued jobs restricted to the node's GPU model: a job that accepts
+    /// other models leaves those GPUs to them (least flexible first).
+    pub contention: u64,
     pub fragment_delta: i64,
     pub leftover_gpus: u64,
     pub leftover_cpus: u64,
@@ -165,6 +217,11 @@ pub(crate) fn node_key(workload: &Workload, node: &Node, need: &Need) -> NodeKey
     let left = node.free.minus(need.per_node);
     NodeKey {
         cpu_job_on_gpu_node: need.per_node.gpus == 0 && node.total.gpus > 0,
+        contention: if need.per_node.gpus == 0 {
+            0
+        } else {
+            workload.contention(node.model)
+        },
         fragment_delta: workload.delta(node, need),
         leftover_gpus: left.gpus,
         leftover_cpus: left.cpus,
@@ -176,6 +233,7 @@ pub(crate) fn node_key(workload: &Workload, node: &Node, need: &Need) -> NodeKey
 pub(crate) struct ClusterKey<'a> {
     pub tier: u32,
     pub cpu_job_on_gpu_nodes: u32,
+    pub contention: u64,
     pub fragment_delta: i64,
     /// Milli-units per GPU-hour, so the key is totally ordered.
     pub cost_milli: u64,
@@ -189,6 +247,7 @@ pub(crate) fn cluster_key<'a>(view: &'a ClusterView, chosen: &[(NodeKey, u32)]) 
     ClusterKey {
         tier: view.tier,
         cpu_job_on_gpu_nodes: chosen.iter().filter(|(k, _)| k.cpu_job_on_gpu_node).count() as u32,
+        contention: chosen.iter().map(|(k, _)| k.contention).sum(),
         fragment_delta: chosen.iter().map(|(k, _)| k.fragment_delta).sum(),
         cost_milli: (view.cost_per_gpu_hour.max(0.0) * 1000.0) as u64,
         leftover_gpus: chosen.iter().map(|(k, _)| k.leftover_gpus).sum(),
@@ -207,6 +266,10 @@ pub struct ScoreComponents {
     pub tier: u32,
     /// Nodes with GPUs a job without GPUs would take (fewer first).
     pub cpu_job_on_gpu_nodes: u32,
+    /// GPUs that queued jobs restricted to the chosen nodes' GPU model ask
+    /// for, per GPU of that model in the federation (a job accepting k
+    /// models counts 1/k), summed over the nodes (lower first).
+    pub model_contention: f64,
     /// How much the GPU fragment grows, in GPUs averaged over the queued
     /// jobs (lower first; negative: it shrinks).
     pub fragmentation_delta_gpus: f64,
@@ -230,6 +293,7 @@ impl ScoreComponents {
             nodes,
             tier: key.tier,
             cpu_job_on_gpu_nodes: key.cpu_job_on_gpu_nodes,
+            model_contention: key.contention as f64 / CONTENTION_SCALE as f64,
             fragmentation_delta_gpus: workload.as_gpus(key.fragment_delta),
             cost_per_gpu_hour: view.cost_per_gpu_hour,
             leftover_gpus: units(key.leftover_gpus),
@@ -320,5 +384,21 @@ mod tests {
         assert_eq!(w.classes.len(), MAX_CLASSES);
         assert_eq!(w.classes[0].gpus, GPU);
         assert_eq!(w.classes[0].weight, 2);
+    }
+
+    #[test]
+    fn contention_is_restricted_demand_per_gpu_of_the_model() {
+        let needs = [
+            need(GPU, Accepted::Only(vec![2])),
+            need(GPU, Accepted::Only(vec![2])),
+            need(GPU, Accepted::Only(vec![2])),
+            need(GPU, Accepted::Only(vec![1, 2])),
+            need(GPU, Accepted::Any),
+        ];
+        let w = Workload::new(&needs).with_supply(vec![0, 8 * GPU, 8 * GPU]);
+        // Model 2: 3.5 GPUs asked of 8; model 1: 0.5 of 8; no one needs 3.
+        assert_eq!(w.contention(2), 3_500 * CONTENTION_SCALE / 8_000);
+        assert_eq!(w.contention(1), 500 * CONTENTION_SCALE / 8_000);
+        assert_eq!(w.contention(3), 0);
     }
 }

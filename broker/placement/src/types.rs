@@ -58,6 +58,17 @@ impl PendingJob {
         now_ms.saturating_sub(self.enqueued_at_ms)
     }
 
+    /// Its wait bound before bursting: its own, else its tenant's.
+    pub fn wait_bound_ms(&self, policy: &Policy) -> u64 {
+        self.max_wait_ms
+            .unwrap_or(policy.tenant(&self.tenant).max_wait_ms)
+    }
+
+    /// True when it has waited its bound at `now_ms`.
+    pub fn waited_out(&self, now_ms: u64, policy: &Policy) -> bool {
+        self.waited_ms(now_ms) >= self.wait_bound_ms(policy)
+    }
+
     /// Its demand over all of its nodes, as quotas and fair share count it.
     pub fn demand(&self) -> Totals {
         Totals::of(&self.resources)

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use raybroker_adapter::NodeCapacity;
 
 use crate::fit::static_fit;
+use crate::need::{Models, Need};
 use crate::types::{PendingJob, Plan, Problem, TenantUsage};
 
 /// Why `problem` is not a valid input, or `Ok`.
@@ -45,7 +46,9 @@ struct Taken {
 ///   a GPU model the job accepts;
 /// - the jobs placed on a node fit in what the node had free, together;
 /// - a job above the lowest tier that could ever run it only when its
-///   tenant bursts and it has waited its bound;
+///   tenant bursts and it has waited its bound, or no lower tier that could
+///   run it takes jobs now, or a job of its line (GPUs per node, accepted
+///   models) has waited past its own bound;
 /// - no tenant's quota, overall or per tier, broken by what was placed.
 pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
     let jobs: HashMap<&str, &PendingJob> =
@@ -72,6 +75,15 @@ pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
         ));
     }
 
+    // Lines (GPUs per node, accepted models) with a job past its wait bound:
+    // a job of such a line may burst before its own bound.
+    let models = Models::new(problem.clusters);
+    let overdue_lines: HashSet<_> = problem
+        .jobs
+        .iter()
+        .filter(|j| j.waited_out(problem.now_ms, problem.policy))
+        .map(|j| Need::new(&j.resources, &models).line())
+        .collect();
     let mut nodes: HashMap<(&str, &str), &NodeCapacity> = HashMap::new();
     for cluster in problem.clusters {
         for node in cluster.snapshot.iter().flat_map(|s| &s.nodes) {
@@ -129,7 +141,12 @@ pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
             .min()
             .unwrap_or(cluster.tier);
         let bound = job.max_wait_ms.unwrap_or(policy.max_wait_ms);
-        if cluster.tier > home && !(policy.burst && job.waited_ms(problem.now_ms) >= bound) {
+        let held_back = job.waited_ms(problem.now_ms) < bound
+            && !overdue_lines.contains(&Need::new(r, &models).line())
+            && problem.clusters.iter().any(|c| {
+                c.tier < cluster.tier && c.takes_jobs() && static_fit(r, &job.placement, c).is_ok()
+            });
+        if cluster.tier > home && (!policy.burst || held_back) {
             return fail(format!(
                 "tier {} above home tier {home} (burst: {}, waited {} of {bound} ms)",
                 cluster.tier,

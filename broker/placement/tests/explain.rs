@@ -123,7 +123,7 @@ fn a_waiting_job_shows_its_position_and_what_it_waits_for() {
 fn unknown_and_not_yet_considered_jobs_are_told_apart() {
     let clusters = clusters();
     let jobs: Vec<_> = (0..MAX_HEAD_PER_TENANT + 5)
-        .map(|i| job(&format!("j{i:03}"), "t", 1.0, "A100"))
+        .map(|i| job(&format!("j{i:04}"), "t", 1.0, "A100"))
         .collect();
     let policy = plain_policy();
     let usage = Usage::default();
@@ -135,7 +135,7 @@ fn unknown_and_not_yet_considered_jobs_are_told_apart() {
         usage: &usage,
     };
     assert_eq!(explain("nope", &problem).outcome, Outcome::UnknownJob);
-    let last = format!("j{:03}", MAX_HEAD_PER_TENANT + 4);
+    let last = format!("j{:04}", MAX_HEAD_PER_TENANT + 4);
     let e = explain(&last, &problem);
     assert_eq!(
         e.outcome,

@@ -308,3 +308,89 @@ fn custom_resources_and_memory_bind_like_gpus() {
         WaitReason::NeverFits { .. }
     ));
 }
+
+#[test]
+fn only_a_lower_tier_that_takes_jobs_holds_a_job_back() {
+    let mut policy = plain_policy();
+    policy.default_tenant.max_wait_ms = 600_000;
+    let j = job("j", "t", 4.0, "");
+    let plan_at_1s = |clusters: &[raybroker_placement::ClusterView]| {
+        run(
+            1_000,
+            std::slice::from_ref(&j),
+            clusters,
+            &policy,
+            &Usage::default(),
+        )
+    };
+    // On-prem is full but answers: the job waits out its bound.
+    let plan = plan_at_1s(&onprem_and_cloud(2.0));
+    assert_eq!(
+        plan.waiting[0].reason,
+        WaitReason::BurstWaitBound { until_ms: 600_000 }
+    );
+    // On-prem is unreachable: waiting for it gains nothing, it bursts now.
+    let mut down = onprem_and_cloud(8.0);
+    down[0].fresh = false;
+    assert_eq!(placed(&plan_at_1s(&down), "j").0, "cloud");
+    // On-prem holds more pending jobs than its allowance: the same.
+    let mut busy = onprem_and_cloud(2.0);
+    let allowance = busy[0].pending_allowance;
+    if let Some(s) = busy[0].snapshot.as_mut() {
+        s.pending_jobs = allowance + 1;
+    }
+    assert_eq!(placed(&plan_at_1s(&busy), "j").0, "cloud");
+}
+
+#[test]
+fn gpu_shares_placed_in_one_plan_never_overfill_a_device() {
+    // One free GPU and 0.4 of a partly used one: 1.4 as snapshots report it.
+    let clusters = [cluster("c", 0, vec![node("n", Some("A100"), 2.0, 1.4)])];
+    let jobs = [job("a", "t", 0.5, ""), job("b", "t", 0.8, "")];
+    let plan = run(0, &jobs, &clusters, &plain_policy(), &Usage::default());
+    // a takes 0.5 of the free GPU (0.4 has no room): 0.5 and 0.4 are left
+    // on two devices. 0.9 is free in total, but no device holds 0.8.
+    assert!(plan.placement_of("a").is_some());
+    assert!(plan.placement_of("b").is_none(), "{plan:?}");
+    // A whole GPU leaves the partly used one as it was.
+    let jobs = [job("a", "t", 1.0, ""), job("b", "t", 0.4, "")];
+    let plan = run(0, &jobs, &clusters, &plain_policy(), &Usage::default());
+    assert_eq!(plan.placed.len(), 2, "{plan:?}");
+}
+
+#[test]
+fn a_job_behind_an_overdue_job_of_its_line_bursts_before_its_bound() {
+    let mut policy = plain_policy();
+    policy.default_tenant.max_wait_ms = 600_000;
+    let clusters = onprem_and_cloud(2.0);
+    let old = job("old", "t", 4.0, "");
+    let mut young = job("young", "t", 4.0, "");
+    young.enqueued_at_ms = 500_000;
+    // On-prem has not started a 4-GPU job for a whole bound: the younger one
+    // would not start there within its bound either.
+    let plan = run(
+        700_000,
+        &[old.clone(), young.clone()],
+        &clusters,
+        &policy,
+        &Usage::default(),
+    );
+    assert_eq!(placed(&plan, "old").0, "cloud");
+    assert_eq!(placed(&plan, "young").0, "cloud");
+    // A job of another line (3 GPUs) tells nothing about it: it waits.
+    let mut other = old;
+    other.resources.gpus = q(3.0);
+    let plan = run(
+        700_000,
+        &[other, young],
+        &clusters,
+        &policy,
+        &Usage::default(),
+    );
+    assert_eq!(
+        plan.waiting_of("young").map(|w| &w.reason),
+        Some(&WaitReason::BurstWaitBound {
+            until_ms: 1_100_000
+        })
+    );
+}

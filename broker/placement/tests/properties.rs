@@ -276,8 +276,45 @@ fn check(problem: &Problem, plan: &Plan) -> Result<(), TestCaseError> {
             .unwrap();
         if cluster.tier > home {
             prop_assert!(policy.burst);
+            // Before its bound, only when no lower tier that could run it
+            // takes jobs (stale, or over its pending allowance), or a job of
+            // its line (GPUs per node, accepted models) waited past its own.
+            let line = |r: &Resources| {
+                let present: Vec<&GpuModel> = problem
+                    .clusters
+                    .iter()
+                    .filter_map(|c| c.snapshot.as_ref())
+                    .flat_map(|s| &s.nodes)
+                    .filter_map(|n| n.gpu_model.as_ref())
+                    .collect();
+                let mut models: Vec<GpuModel> = r
+                    .gpu_types
+                    .iter()
+                    .filter(|m| present.contains(m))
+                    .cloned()
+                    .collect();
+                models.sort();
+                models.dedup();
+                let any = r.gpus.is_zero() || r.gpu_types.is_empty();
+                (r.gpus, (!any).then_some(models))
+            };
+            let line_overdue = problem.jobs.iter().any(|other| {
+                line(&other.resources) == line(r)
+                    && other.waited_ms(problem.now_ms)
+                        >= other
+                            .max_wait_ms
+                            .unwrap_or(problem.policy.tenant(&other.tenant).max_wait_ms)
+            });
+            let lower_takes = !line_overdue
+                && problem.clusters.iter().any(|c| {
+                    c.tier < cluster.tier
+                        && c.fresh
+                        && c.snapshot.as_ref().unwrap().pending_jobs <= c.pending_allowance
+                        && static_fit(r, &job.placement, c).is_ok()
+                });
             prop_assert!(
                 job.waited_ms(problem.now_ms) >= job.max_wait_ms.unwrap_or(policy.max_wait_ms)
+                    || !lower_takes
             );
         }
         let entry = in_flight.entry(&job.tenant).or_default();

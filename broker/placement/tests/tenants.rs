@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use raybroker_core::Quantity;
 use raybroker_placement::{
-    Quota, Reserved, TenantPolicy, Totals, Usage, WaitReason, MAX_HEAD_PER_TENANT,
+    Quota, Reserved, TenantPolicy, Totals, Usage, WaitReason, MAX_HEAD_PER_SHAPE,
+    MAX_HEAD_PER_TENANT,
 };
 
 fn gpus(n: u64) -> Totals {
@@ -236,17 +237,65 @@ fn a_job_past_the_reservation_bound_that_fits_starts_first() {
 #[test]
 fn only_the_head_of_each_queue_is_considered() {
     let clusters = [cluster("c", 0, vec![node("n", Some("A100"), 8.0, 0.0)])];
+    // Every job of its own shape (CPUs), so the per-shape bound does not bind.
     let mut jobs: Vec<_> = (0..MAX_HEAD_PER_TENANT + 36)
-        .map(|i| job(&format!("a{i:03}"), "a", 1.0, ""))
+        .map(|i| {
+            let mut j = job(&format!("a{i:04}"), "a", 1.0, "");
+            j.resources.cpus = Quantity::whole(i as u64 + 1);
+            j
+        })
         .collect();
     jobs.push(job("b0", "b", 1.0, ""));
     let plan = run(0, &jobs, &clusters, &plain_policy(), &Usage::default());
     assert_eq!(plan.waiting.len(), MAX_HEAD_PER_TENANT + 1);
     assert!(plan.waiting_of("b0").is_some());
     assert!(plan
-        .waiting_of(&format!("a{:03}", MAX_HEAD_PER_TENANT - 1))
+        .waiting_of(&format!("a{:04}", MAX_HEAD_PER_TENANT - 1))
         .is_some());
     assert!(plan
-        .waiting_of(&format!("a{:03}", MAX_HEAD_PER_TENANT))
+        .waiting_of(&format!("a{:04}", MAX_HEAD_PER_TENANT))
         .is_none());
+}
+
+#[test]
+fn a_stuck_kind_of_job_does_not_hide_the_rest_of_the_queue() {
+    // Only A100 nodes have room; the tenant's oldest jobs all want an H100.
+    let clusters = [cluster(
+        "c",
+        0,
+        vec![
+            node("h", Some("H100"), 8.0, 0.0),
+            node("a", Some("A100"), 8.0, 8.0),
+        ],
+    )];
+    let mut jobs: Vec<_> = (0..MAX_HEAD_PER_SHAPE + 40)
+        .map(|i| job(&format!("h{i:03}"), "t", 1.0, "H100"))
+        .collect();
+    for (i, j) in jobs.iter_mut().enumerate() {
+        j.enqueued_at_ms = i as u64;
+    }
+    let mut late = job("late", "t", 1.0, "A100");
+    late.enqueued_at_ms = 1_000;
+    jobs.push(late);
+    let plan = run(2_000, &jobs, &clusters, &plain_policy(), &Usage::default());
+    assert_eq!(placed(&plan, "late").0, "c");
+    // The oldest of the stuck kind wait; the rest of it is not considered.
+    assert_eq!(plan.waiting.len(), MAX_HEAD_PER_SHAPE);
+    assert!(plan.waiting_of("h000").is_some());
+    let behind = format!("h{MAX_HEAD_PER_SHAPE:03}");
+    assert!(plan.waiting_of(&behind).is_none());
+    let problem = raybroker_placement::Problem {
+        now_ms: 2_000,
+        jobs: &jobs,
+        clusters: &clusters,
+        policy: &plain_policy(),
+        usage: &Usage::default(),
+    };
+    assert_eq!(
+        raybroker_placement::explain(&behind, &problem).outcome,
+        raybroker_placement::Outcome::BehindItsKind {
+            tenant_position: MAX_HEAD_PER_SHAPE + 1,
+            considered: MAX_HEAD_PER_SHAPE
+        }
+    );
 }

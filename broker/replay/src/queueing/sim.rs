@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use raybroker_placement::MAX_HEAD_PER_TENANT;
+use raybroker_placement::{MAX_HEAD_PER_SHAPE, MAX_HEAD_PER_TENANT};
 
 use super::shape_queue::ShapeQueue;
 use super::{Outcome, Pace};
@@ -186,13 +186,22 @@ impl Sim<'_> {
             }
             let mut done = HashSet::new();
             let mut refused = false;
+            // A plan considers at most MAX_HEAD_PER_SHAPE jobs of one shape
+            // of one tenant: when that many started, more of them may.
+            let mut per_kind: HashMap<(&str, u32), usize> = HashMap::new();
             for (job, cluster, node) in plan.start {
                 if self.start(policy, job, cluster, node, now) {
                     done.insert(job);
+                    let task = &self.tasks[job];
+                    *per_kind
+                        .entry((task.tenant.as_str(), task.shape))
+                        .or_default() += 1;
                 } else {
                     refused = true;
                 }
             }
+            let considered_all =
+                considered_all && per_kind.values().all(|n| *n < MAX_HEAD_PER_SHAPE);
             let started = done.len();
             for job in plan.never {
                 self.outcomes[job].rejected = true;
