@@ -119,7 +119,7 @@ async fn bad_sweeps_are_refused_naming_the_field() {
         ),
         (
             sweep(json!({"search_space": {"lr": {"normal": [0, 1]}}})),
-            "search_space.lr",
+            "search_space.lr.normal",
         ),
         (sweep(json!({"algorithm": "annealing"})), "algorithm"),
         (sweep(json!({"num_trials": null})), "num_trials"),
@@ -214,6 +214,11 @@ async fn groups_are_released_by_the_controller_scoped_to_their_tenant_and_cancel
         .post_json(&format!("{path}/cancel"), ROBOTICS, &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
+    let shown = cli(&broker, &["group", "status", &id]).await;
+    assert!(
+        shown.contains("seeds") && shown.contains("not started"),
+        "{shown}"
+    );
     let group = wait_for(&broker, &path, |g| g["state"] == "cancelled").await;
     assert_eq!(
         group["counts"],
@@ -258,5 +263,75 @@ async fn a_sweep_creates_its_trials_up_to_its_concurrency() {
         .get(&format!("/v1/sweeps/{id}/leaderboard.csv"), VISION)
         .await;
     assert_eq!(status, 404);
+
+    // `raybroker sweep status`: the leaderboard, then the plot's path.
+    let dir = std::env::temp_dir().join(format!("rb-sweep-cli-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plot = dir.join("plot.svg");
+    let plot_arg = plot.display().to_string();
+    let out = cli(&broker, &["sweep", "status", &id, "--plot", &plot_arg]).await;
+    assert!(out.contains(&format!("sweep      {id}")), "{out}");
+    assert!(
+        out.contains("TRIAL") && out.contains("PARAMETERS") && out.contains("lr="),
+        "{out}"
+    );
+    assert!(out.contains(&format!("plot: {plot_arg}")), "{out}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    let csv = cli(&broker, &["sweep", "status", &id, "--csv"]).await;
+    assert_eq!(
+        csv.lines().count(),
+        3,
+        "a header and the two trials so far: {csv}"
+    );
+    let list = cli(&broker, &["sweep", "list"]).await;
+    assert!(list.contains(&id), "{list}");
+    let _ = std::fs::remove_dir_all(&dir);
     broker.stop().await;
+}
+
+/// Runs the `raybroker` binary against the broker as tenant robotics; its
+/// stdout (it must succeed).
+async fn cli(broker: &Broker, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_raybroker"));
+    command
+        .args(args)
+        .env("RAYBROKER_SERVER", &broker.base)
+        .env("RAYBROKER_TOKEN", ROBOTICS)
+        .env_remove("RAYBROKER_TOKEN_FILE")
+        .env_remove("RAYBROKER_OUTPUT");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run raybroker");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "raybroker {args:?}: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_shipped_group_and_sweep_examples_are_valid() {
+    use raybroker::loops::groups::sweep_spec::SweepSpec;
+    use raybroker_core::group::{parse_document, GroupSpec};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/examples");
+    for (file, members) in [("group-seeds.yaml", 4), ("group-packed.yaml", 3)] {
+        let text = std::fs::read(format!("{root}/{file}")).unwrap();
+        let spec = GroupSpec::parse(&text, true).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let jobs = spec.members().unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(jobs.len(), members, "{file}");
+    }
+    for (file, trials) in [
+        ("sweep/toy-sweep.yaml", 30),
+        ("sweep/isaaclab-ppo-sweep.yaml", 72),
+    ] {
+        let text = std::fs::read(format!("{root}/{file}")).unwrap();
+        let spec: SweepSpec = parse_document(&text, true).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let sample = spec.check().unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(spec.total_trials(), trials, "{file}");
+        assert!(!sample.entrypoint.contains("{{"), "{}", sample.entrypoint);
+    }
 }
