@@ -170,6 +170,13 @@ impl TestServer {
         self.shared.store.list(resource, None)
     }
 
+    /// Requests served so far (past authentication).
+    pub fn requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Schema problems in objects the test operator wrote (must stay empty).
     pub fn own_violations(&self) -> Vec<String> {
         match self.shared.violations.lock() {
