@@ -8,7 +8,8 @@
 #   slurm.sh stop                         stops the daemons this run dir started
 #   slurm.sh status                       exit 0 when slurmrestd answers, 3 when not
 #   slurm.sh url                          slurmrestd's URL
-#   slurm.sh env                          `export` lines for clients and tests
+#   slurm.sh env [--ray-version V]        `export` lines for clients and tests (with
+#                                         V: the bin dir of ray.sh's venv for V)
 #   slurm.sh token [--lifespan S]         a JWT for root from `scontrol token`
 #
 # Defaults: 4 x H100 (a model no test Ray head has), 8 CPUs (more than the
@@ -22,7 +23,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 PACKAGES=(slurmctld slurmd slurm-client slurmrestd munge slurm-wlm-jwt-plugin)
 DIR=$RUN_DIR/slurm
@@ -43,7 +44,10 @@ our_pid() {
   [[ -f $file ]] || return 1
   pid=$(<"$file")
   is_uint "$pid" && pid_alive "$pid" || return 1
-  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */$1 ]] || return 1
+  # Debian installs slurmctld and slurmd as alternatives of *-wlm binaries.
+  local exe
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [[ $exe == */$1 || $exe == */$1-wlm ]] || return 1
   echo "$pid"
 }
 
@@ -230,11 +234,11 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local name missing=0
+  local name pid down=0
   for name in munged slurmctld slurmd slurmrestd; do
-    if pid=$(our_pid "$name"); then log "$name running (pid $pid)"; else log "$name not running"; missing=1; fi
+    if pid=$(our_pid "$name"); then log "$name running (pid $pid)"; else log "$name not running"; down=1; fi
   done
-  ((missing == 0)) || exit 3
+  ((down == 0)) || exit 3
   load_settings || exit 3
   READY_TIMEOUT_S=2 wait_ready || { log "slurmrestd does not answer"; exit 3; }
   rest_url
@@ -247,6 +251,13 @@ cmd_env() {
   printf 'export RAYBROKER_TEST_SLURM_JWT_KEY=%q\n' "$ETC/jwt.key"
   printf 'export RAYBROKER_TEST_SLURM_JOBS_DIR=%q\n' "$DIR/jobs"
   printf 'export RAYBROKER_TEST_SLURM_GPU_MODEL=%q\n' "${GPU_TYPE^^}"
+  if [[ ${1:-} == --ray-version ]]; then
+    # The venv ray.sh installs for that version (same path rule as ray.sh).
+    local venvs=${RAYBROKER_RAY_VENV_DIR:-$HOME/.cache/raybroker/venvs} tag
+    tag=$(python3 -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
+    [[ -x $venvs/ray-${2:-}-$tag/bin/ray ]] || die "no ray ${2:-} venv in $venvs: run deploy/local/ray.sh install ${2:-}"
+    printf 'export RAYBROKER_TEST_SLURM_RAY_BIN=%q\n' "$venvs/ray-${2:-}-$tag/bin"
+  fi
 }
 
 cmd_token() {
@@ -264,7 +275,7 @@ case $COMMAND in
   stop) cmd_stop ;;
   status) cmd_status ;;
   url) rest_url || die "slurm has not been started from $RUN_DIR" ;;
-  env) cmd_env ;;
+  env) cmd_env "$@" ;;
   token) cmd_token "$@" ;;
   *) usage ;;
 esac

@@ -17,6 +17,9 @@
 #   RAYBROKER_TEST_RAY_TOKEN_HEAD, RAYBROKER_TEST_RAY_TOKEN_FILE
 #                              use this token-auth head; otherwise it starts
 #                              rbtest-token (Ray 2.60.0 with RAY_AUTH_MODE=token)
+#   RAYBROKER_TEST_SLURM_URL   use this slurmrestd (then also set _JWT_KEY, _JOBS_DIR,
+#                              _RAY_BIN); otherwise it starts deploy/local/slurm.sh's
+#                              single-node Slurm (4 x H100, ports 21500-21502)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -77,6 +80,19 @@ if [[ -z ${RAYBROKER_TEST_RAY_TOKEN_HEAD:-} || -z ${RAYBROKER_TEST_RAY_TOKEN_FIL
   start_head RAYBROKER_TEST_RAY_TOKEN_HEAD rbtest-token --version "$RAY_VERSION_CURRENT" --index 14 --cpus 1 \
     --token-file "$RAYBROKER_TEST_RAY_TOKEN_FILE"
 fi
+
+# The single-node Slurm the Slurm adapter's and end-to-end tests need: 4 fake
+# H100s (a model no Ray head has), slurmrestd with JWT, jobs running Ray from
+# the pinned venv.
+if [[ -z ${RAYBROKER_TEST_SLURM_URL:-} ]]; then
+  "$HERE/ray.sh" install "$RAY_VERSION_PINNED"
+  if ! "$HERE/slurm.sh" status >/dev/null 2>&1; then
+    CLEANUP+=("$(printf '%q ' "$HERE/slurm.sh" stop)")
+  fi
+  "$HERE/slurm.sh" start --gpus 4 --gpu-model H100 >/dev/null
+  eval "$("$HERE/slurm.sh" env --ray-version "$RAY_VERSION_PINNED")"
+fi
+log "RAYBROKER_TEST_SLURM_URL=${RAYBROKER_TEST_SLURM_URL} (ray: ${RAYBROKER_TEST_SLURM_RAY_BIN:-unset})"
 
 cd "$REPO"
 started=$(now)

@@ -83,9 +83,11 @@ pub struct SlurmClusterConfig {
     pub origin: String,
 }
 
-/// Where the JWT comes from.
+/// Where the JWT comes from. Written as a map with exactly one source:
+/// `{token_file: PATH}`, `{token_env: VAR}` or `{jwt_key_file: PATH,
+/// lifespan: 1h}` (plain maps, so YAML and JSON read alike).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(try_from = "AuthFields")]
 pub enum SlurmAuth {
     /// A token in a file, read again before every call (rotation works).
     TokenFile(PathBuf),
@@ -96,9 +98,52 @@ pub enum SlurmAuth {
         /// The key file slurmctld's `AuthAltParameters=jwt_key=` names.
         key_file: PathBuf,
         /// How long each minted token lives, e.g. `1h`.
-        #[serde(default = "default_token_lifespan", deserialize_with = "duration_text")]
         lifespan: Duration,
     },
+}
+
+/// `auth` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFields {
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    jwt_key_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "optional_duration_text")]
+    lifespan: Option<Duration>,
+}
+
+impl TryFrom<AuthFields> for SlurmAuth {
+    type Error = String;
+
+    fn try_from(fields: AuthFields) -> Result<SlurmAuth, String> {
+        let auth = match (fields.token_file, fields.token_env, fields.jwt_key_file) {
+            (Some(path), None, None) => SlurmAuth::TokenFile(path),
+            (None, Some(var), None) => SlurmAuth::TokenEnv(var),
+            (None, None, Some(key_file)) => {
+                return Ok(SlurmAuth::JwtKey {
+                    key_file,
+                    lifespan: fields.lifespan.unwrap_or_else(default_token_lifespan),
+                })
+            }
+            _ => {
+                return Err("auth needs exactly one of token_file, token_env or jwt_key_file".into())
+            }
+        };
+        if fields.lifespan.is_some() {
+            return Err("auth.lifespan goes only with jwt_key_file (minted tokens)".into());
+        }
+        Ok(auth)
+    }
+}
+
+fn optional_duration_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration_text(deserializer).map(Some)
 }
 
 /// Why a Slurm cluster entry cannot be used.
@@ -274,7 +319,7 @@ impl SlurmClusterConfig {
         if let SlurmAuth::JwtKey { lifespan, .. } = &self.auth {
             if *lifespan < Duration::from_secs(3) || *lifespan > Duration::from_secs(86_400 * 7) {
                 return Err(invalid(
-                    "auth.jwt_key.lifespan",
+                    "auth.lifespan",
                     "must be between 3s and 7 days",
                 ));
             }
@@ -348,7 +393,7 @@ mod tests {
     fn auth_sources_parse_strictly() {
         let config = parse(&MINIMAL.replace(
             r#"{"token_env": "SLURM_JWT"}"#,
-            r#"{"jwt_key": {"key_file": "/etc/slurm/jwt.key", "lifespan": "10m"}}"#,
+            r#"{"jwt_key_file": "/etc/slurm/jwt.key", "lifespan": "10m"}"#,
         ))
         .unwrap();
         assert_eq!(
@@ -358,6 +403,20 @@ mod tests {
                 lifespan: Duration::from_secs(600)
             }
         );
+        let err = parse(&MINIMAL.replace(
+            r#"{"token_env": "SLURM_JWT"}"#,
+            r#"{"token_env": "SLURM_JWT", "token_file": "/t"}"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exactly one of"), "{err}");
+        let err = parse(&MINIMAL.replace(
+            r#"{"token_env": "SLURM_JWT"}"#,
+            r#"{"token_env": "SLURM_JWT", "lifespan": "1h"}"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only with jwt_key_file"), "{err}");
         let err = parse(&MINIMAL.replace("\"origin\"", "\"token\": \"x\", \"origin\""))
             .unwrap_err()
             .to_string();

@@ -12,6 +12,7 @@
 mod api;
 mod broker;
 pub mod ray;
+pub mod slurm;
 
 use std::time::Duration;
 
