@@ -165,6 +165,13 @@ pub struct ClusterConfig {
     /// The checked settings of a `kind: ray` cluster.
     #[serde(skip)]
     pub ray_config: Option<raybroker_ray::RayClusterConfig>,
+    /// The `kuberay` section of a `kind: kuberay` cluster, as written; read
+    /// into [`ClusterConfig::kuberay_config`] during validation.
+    #[serde(default, rename = "kuberay")]
+    pub kuberay_section: Option<serde_norway::Value>,
+    /// The checked settings of a `kind: kuberay` cluster.
+    #[serde(skip)]
+    pub kuberay_config: Option<raybroker_kuberay::KubeRayClusterConfig>,
 }
 
 /// Why a config could not be loaded. Every variant names the source and says

@@ -27,6 +27,7 @@ use crate::raystore::RayStore;
 use raybroker_adapter::ClusterAdapter;
 use raybroker_ray::client::RayClient;
 use raybroker_ray::RayAdapter;
+use raybroker_kuberay::KubeRayAdapter;
 
 /// How long taking a connection from the pool may wait before the request
 /// is answered 503.
@@ -113,6 +114,15 @@ pub fn build_clusters(config: &Config) -> anyhow::Result<ClusterRegistry> {
                 RayAdapter::new(cluster.name.clone(), ray.clone())
                     .with_context(|| format!("cluster {}", cluster.name))?,
             ),
+            (ClusterKind::Kuberay, _) => {
+                let kuberay = cluster.kuberay_config.clone().with_context(|| {
+                    format!("cluster {}: the kuberay section was not read", cluster.name)
+                })?;
+                Arc::new(
+                    KubeRayAdapter::new(cluster.name.clone(), kuberay)
+                        .with_context(|| format!("cluster {}", cluster.name))?,
+                )
+            }
             (kind, _) => {
                 anyhow::bail!("cluster {}: no adapter for {kind:?} clusters", cluster.name)
             }

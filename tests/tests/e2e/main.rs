@@ -20,6 +20,7 @@
 mod cancel;
 mod crash;
 mod failures;
+mod kuberay;
 mod restart;
 mod routing;
 mod support;

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::raystore::RayStore;
 
+mod cluster_objects;
 mod error;
 mod events;
 mod hub;
@@ -138,6 +139,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/placement", get(placement::job_placement))
         .route("/v1/placement/dry-run", post(placement::dry_run))
         .route("/v1/clusters", get(system::list_clusters))
+        .route("/v1/clusters/{name}/created", get(cluster_objects::list_created).delete(cluster_objects::delete_created))
         .route("/v1/openapi.json", get(system::openapi_json))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -5,6 +5,7 @@
 //! everything else is a client command run here on a small tokio runtime.
 
 pub mod client;
+pub mod clusters;
 pub mod error;
 pub mod jobs;
 pub mod logs;
@@ -140,8 +141,8 @@ pub enum ClientCommand {
     Watch(JobArg),
     /// Print a job's log, kept by the broker (`--follow` until it finishes).
     Logs(logs::LogsArgs),
-    /// List the configured clusters.
-    Clusters,
+    /// The configured clusters: list them (the default), or clean one up.
+    Clusters(clusters::ClustersArgs),
     /// Explain a job's placement: why it waits, cluster by cluster, or where it went.
     Explain(JobArg),
     /// Show a job's whole trace: broker, cluster and job spans as one tree.
@@ -255,7 +256,7 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<ExitCode, CliEr
             ClientCommand::Cancel(arg) => jobs::cancel(&ctx, &arg.job).await,
             ClientCommand::Watch(arg) => watch::run(&ctx, &arg.job).await,
             ClientCommand::Logs(args) => logs::run(&ctx, args).await,
-            ClientCommand::Clusters => jobs::clusters(&ctx).await,
+            ClientCommand::Clusters(args) => clusters::run(&ctx, args).await,
             ClientCommand::Explain(arg) => jobs::explain(&ctx, &arg.job).await,
             ClientCommand::Trace(args) => trace::run(&ctx, args).await,
             ClientCommand::Results(args) => results::run(&ctx, args).await,

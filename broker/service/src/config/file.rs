@@ -351,6 +351,9 @@ impl ClusterConfig {
     /// Reads the backend section that goes with `kind`; the broker's origin
     /// is filled in unless the section sets its own.
     fn read_backend(&mut self, at: &str, origin: &str, bad: &mut dyn FnMut(&str, String)) {
+        if self.kind != ClusterKind::Kuberay && self.kuberay_section.is_some() {
+            bad(&format!("{at}.kuberay"), format!("only `kind: kuberay` clusters take a `kuberay:` section, this one is {:?}", self.kind));
+        }
         match self.kind {
             ClusterKind::Ray => {
                 let Some(mut section) = self.ray_section.clone() else {
@@ -369,6 +372,25 @@ impl ClusterConfig {
                         Err(err) => bad(&format!("{at}.ray"), err.to_string()),
                     },
                     Err(err) => bad(&format!("{at}.ray"), err.to_string()),
+                }
+            }
+            ClusterKind::Kuberay => {
+                let Some(mut section) = self.kuberay_section.clone() else {
+                    bad(&format!("{at}.kuberay"), "a `kind: kuberay` cluster needs a `kuberay:` section with at least `namespace` and a `template` (see docs/kuberay.md)".into());
+                    return;
+                };
+                if let serde_norway::Value::Mapping(map) = &mut section {
+                    let key = serde_norway::Value::String("origin".into());
+                    if !map.contains_key(&key) {
+                        map.insert(key, serde_norway::Value::String(origin.to_string()));
+                    }
+                }
+                match serde_norway::from_value::<raybroker_kuberay::KubeRayClusterConfig>(section) {
+                    Ok(config) => match config.validate() {
+                        Ok(()) => self.kuberay_config = Some(config),
+                        Err(err) => bad(&format!("{at}.kuberay.{}", err.field), err.message),
+                    },
+                    Err(err) => bad(&format!("{at}.kuberay"), err.to_string()),
                 }
             }
             other => {
