@@ -7,6 +7,7 @@
 pub mod client;
 pub mod clusters;
 pub mod error;
+pub mod import;
 pub mod jobs;
 pub mod logs;
 pub mod output;
