@@ -44,7 +44,7 @@ impl Default for DispatchSettings {
     fn default() -> Self {
         DispatchSettings {
             tick: Duration::from_millis(200),
-            peek_per_tenant: 64,
+            peek_per_tenant: raybroker_placement::MAX_HEAD_PER_TENANT,
             submit_timeout: Duration::from_secs(20),
             policy: Policy::default(),
         }
