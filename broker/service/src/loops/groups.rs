@@ -59,6 +59,10 @@ pub struct GroupController {
     /// Final states of member jobs already seen (final states never change,
     /// so they need not be read again); dropped when the group ends.
     finished: Mutex<HashMap<JobId, JobState>>,
+    /// Finished sweep trials' jobs and objective points, read once (ASHA
+    /// compares running trials with them on every pass); dropped when the
+    /// sweep ends.
+    pub(crate) finished_trials: Mutex<HashMap<JobId, sweep::Followed>>,
 }
 
 impl GroupController {
@@ -68,6 +72,7 @@ impl GroupController {
             queue,
             settings,
             finished: Mutex::new(HashMap::new()),
+            finished_trials: Mutex::new(HashMap::new()),
         }
     }
 
@@ -219,6 +224,11 @@ impl GroupController {
             tracing::info!(group = %record.id, state = %state, reason, "group ended");
         }
         if let Ok(mut finished) = self.finished.lock() {
+            for job in record.members.values() {
+                finished.remove(job);
+            }
+        }
+        if let Ok(mut finished) = self.finished_trials.lock() {
             for job in record.members.values() {
                 finished.remove(job);
             }

@@ -17,6 +17,9 @@ use raybroker_tuning::{suggest, AshaDecision, Observation, TrialProgress};
 use super::sweep_spec::{SweepSpec, Trial, TrialState};
 use super::{GroupController, GroupError};
 
+/// A trial's job (`None` once it is gone) and its `(step, objective)` points.
+pub(crate) type Followed = (Option<Job>, Vec<(u64, f64)>);
+
 impl GroupController {
     /// One step of a sweep (see the module's doc).
     pub(crate) async fn step_sweep(
@@ -136,12 +139,18 @@ impl GroupController {
         Ok(())
     }
 
-    /// The trial's job and its `(step, objective)` points of the current attempt.
-    async fn follow_trial(
-        &self,
-        spec: &SweepSpec,
-        job_id: &JobId,
-    ) -> Result<(Option<Job>, Vec<(u64, f64)>), GroupError> {
+    /// The trial's job and its `(step, objective)` points of the current
+    /// attempt; read once for a job that ended (its log was read to the end
+    /// before it ended, so its points are complete).
+    async fn follow_trial(&self, spec: &SweepSpec, job_id: &JobId) -> Result<Followed, GroupError> {
+        let cached = self
+            .finished_trials
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(job_id).cloned());
+        if let Some(followed) = cached {
+            return Ok(followed);
+        }
         let Some(job) = self.queue.get(job_id).await? else {
             return Ok((None, Vec::new()));
         };
@@ -158,7 +167,14 @@ impl GroupController {
                     .collect()
             })
             .unwrap_or_default();
-        Ok((Some(job), points))
+        let ended = job.state.is_terminal();
+        let followed = (Some(job), points);
+        if ended {
+            if let Ok(mut cache) = self.finished_trials.lock() {
+                cache.insert(job_id.clone(), followed.clone());
+            }
+        }
+        Ok(followed)
     }
 
     /// The next trial: a new parameter set from the algorithm (its first
