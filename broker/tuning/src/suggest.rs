@@ -81,7 +81,7 @@ pub fn suggest(
     match algorithm {
         Algorithm::Grid => grid_point(space, seed, trial_index),
         Algorithm::Random => Some(random_point(space, seed, trial_index)),
-        Algorithm::Tpe => Some(tpe::suggest(
+        Algorithm::Tpe => Some(suggest_tpe(
             space,
             seed,
             trial_index,
@@ -90,6 +90,19 @@ pub fn suggest(
             &TpeSettings::default(),
         )),
     }
+}
+
+/// [`Algorithm::Tpe`]'s suggestion with settings other than Optuna's
+/// defaults (which [`suggest`] uses).
+pub fn suggest_tpe(
+    space: &SearchSpace,
+    seed: u64,
+    trial_index: u32,
+    history: &[Observation],
+    mode: Mode,
+    settings: &TpeSettings,
+) -> Params {
+    tpe::suggest(space, seed, trial_index, history, mode, settings)
 }
 
 /// How many trials a grid sweep has: the product of the number of values of

@@ -181,3 +181,20 @@ proptest! {
         assert_inside(&space, &params);
     }
 }
+
+#[test]
+fn tpe_settings_change_when_the_model_takes_over() {
+    let space = space();
+    let past = history(&space, 2, 6);
+    let eager = raybroker_tuning::TpeSettings {
+        n_startup_trials: 3,
+        ..Default::default()
+    };
+    let modelled = raybroker_tuning::suggest_tpe(&space, 2, 6, &past, Mode::Max, &eager);
+    assert_inside(&space, &modelled);
+    assert_ne!(
+        Some(modelled),
+        suggest(Algorithm::Random, &space, 2, 6, &past, Mode::Max),
+        "with 3 startup trials, trial 6 comes from the model"
+    );
+}
