@@ -250,24 +250,26 @@ mod tests {
 
     #[test]
     fn only_each_tenants_oldest_jobs_are_passed() {
-        let mut tasks: Vec<Task> = (0..70)
+        let count = MAX_HEAD_PER_TENANT + 6;
+        let mut tasks: Vec<Task> = (0..count)
             .map(|i| task(i, job(Quantity::whole(1), ""), 0, 1))
             .collect();
-        for t in tasks.iter_mut().skip(60) {
+        for t in tasks.iter_mut().skip(count - 10) {
             t.tenant = "t1".to_string();
         }
         let mut rb = Raybroker::new(EngineConfig::default());
-        let queue = queued(&(0..70).collect::<Vec<_>>());
+        let queue = queued(&(0..count).collect::<Vec<_>>());
         let heads = rb.heads(&queue, &tasks);
-        // t0 has 60 jobs, t1 10: all fit under the 64-job head.
-        assert_eq!(heads.len(), 70);
+        // t0 has MAX - 4 jobs, t1 10: all fit under the head.
+        assert_eq!(heads.len(), count);
         for t in tasks.iter_mut() {
             t.tenant = "t0".to_string();
         }
         rb.tenant_of.clear();
         let heads = rb.heads(&queue, &tasks);
         assert_eq!(heads.len(), MAX_HEAD_PER_TENANT);
-        assert_eq!(heads.last().map(|h| h.id.as_str()), Some("0000000063"));
+        let last = format!("{:010}", MAX_HEAD_PER_TENANT - 1);
+        assert_eq!(heads.last().map(|h| h.id.as_str()), Some(last.as_str()));
     }
 
     #[test]

@@ -210,7 +210,7 @@ fn repeats_keep_the_spacing_and_renumber_rows() {
 }
 
 #[test]
-fn starts_the_devices_refuse_are_counted_and_retried() {
+fn one_plan_never_packs_more_gpu_shares_than_the_devices_hold() {
     // One 2-GPU node; 0.6 of a GPU is taken: devices free 0.4 and 1.0.
     let fed = fed(&[spec("a", 0, &[("a0", Some("T4"), 2)])]);
     let share = |units| job(Quantity::from_units(units), "");
@@ -220,9 +220,10 @@ fn starts_the_devices_refuse_are_counted_and_retried() {
         task(2, share(7_000), 1, 10),
     ];
     let run = replay(&tasks, fed, &mut Raybroker::new(EngineConfig::default()));
-    // The plan reads 1.4 GPUs free and places both 0.7 shares; the devices
-    // hold one (1.0 -> 0.3 left, 0.4 on the other). The second starts when
-    // the first ends.
-    assert_eq!(run.refused_starts, 1);
+    // The snapshot reads 1.4 GPUs free (one whole, 0.4 of the other). The
+    // plan puts the first 0.7 share on the whole GPU, leaving 0.3 and 0.4:
+    // no device holds the second, so it is not placed (and not refused); it
+    // starts when the first ends.
+    assert_eq!(run.refused_starts, 0);
     assert_eq!(starts(&run), [Some(0), Some(1_000), Some(11_000)]);
 }
