@@ -36,5 +36,5 @@ pub use render::{
 };
 pub use results::{best, leaderboard, to_csv, TrialRow};
 pub use space::{Param, ParamValue, Params, SearchSpace, SpaceError};
-pub use suggest::{grid_size, suggest, suggest_tpe, trial_seed, Algorithm, Mode, Observation};
-pub use tpe::TpeSettings;
+pub use suggest::{grid_size, suggest, trial_seed, Algorithm, Mode, Observation};
+pub use tpe::{suggest_tpe, TpeSettings};

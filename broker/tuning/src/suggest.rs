@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::{mix, purpose, Stream};
 use crate::space::{Param, ParamValue, Params, SearchSpace};
-use crate::tpe::{self, TpeSettings};
+use crate::tpe::{suggest_tpe, TpeSettings};
 
 /// Whether a larger or a smaller objective is better.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,19 +90,6 @@ pub fn suggest(
             &TpeSettings::default(),
         )),
     }
-}
-
-/// [`Algorithm::Tpe`]'s suggestion with settings other than Optuna's
-/// defaults (which [`suggest`] uses).
-pub fn suggest_tpe(
-    space: &SearchSpace,
-    seed: u64,
-    trial_index: u32,
-    history: &[Observation],
-    mode: Mode,
-    settings: &TpeSettings,
-) -> Params {
-    tpe::suggest(space, seed, trial_index, history, mode, settings)
 }
 
 /// How many trials a grid sweep has: the product of the number of values of

@@ -76,8 +76,10 @@ fn recency_weights(n: usize) -> Vec<f64> {
     weights
 }
 
-/// TPE's suggestion for trial `trial_index`; `history` in creation order.
-pub(crate) fn suggest(
+/// [`Algorithm::Tpe`](crate::Algorithm::Tpe)'s suggestion for trial
+/// `trial_index` with `settings` ([`crate::suggest`] uses the defaults);
+/// `history` in the order the trials were created.
+pub fn suggest_tpe(
     space: &SearchSpace,
     seed: u64,
     trial_index: u32,
