@@ -335,3 +335,54 @@ fn the_shipped_group_and_sweep_examples_are_valid() {
         assert!(!sample.entrypoint.contains("{{"), "{}", sample.entrypoint);
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_groups_and_sweeps() {
+    let broker = Broker::start().await;
+    let response = broker
+        .request(Method::GET, "/v1/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    let (status, doc) = body_of(response).await;
+    assert_eq!(status, 200);
+    for (path, method) in [
+        ("/v1/groups", "post"),
+        ("/v1/groups/{id}", "get"),
+        ("/v1/groups/{id}/results", "get"),
+        ("/v1/groups/{id}/cancel", "post"),
+        ("/v1/sweeps", "post"),
+        ("/v1/sweeps/{id}", "get"),
+        ("/v1/sweeps/{id}/leaderboard.csv", "get"),
+        ("/v1/sweeps/{id}/plot.svg", "get"),
+        ("/v1/sweeps/{id}/cancel", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    // Every schema referenced is defined.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for reference in refs {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{reference} is not defined"
+        );
+    }
+    broker.stop().await;
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => out.push(reference.clone()),
+                    _ => collect_refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
