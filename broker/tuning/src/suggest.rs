@@ -66,8 +66,10 @@ pub struct Observation {
 ///
 /// Deterministic and stateless: the same arguments always give the same
 /// answer, so a restarted controller recomputes what it suggested before.
-/// `history` should hold the trials created before this one, in any order
-/// (TPE sorts what it needs); only [`Algorithm::Tpe`] reads it.
+/// `history` holds the sweep's other trials in the order they were created
+/// (TPE weighs older trials less once a group holds more than 25); only
+/// [`Algorithm::Tpe`] reads it. Trials whose parameters no longer fit the
+/// space (it changed, or a value is missing) are left out of TPE's model.
 /// `space` must have passed [`SearchSpace::validate`]; an invalid space
 /// still gives an answer, but not a meaningful one.
 pub fn suggest(

@@ -198,3 +198,31 @@ fn tpe_settings_change_when_the_model_takes_over() {
         "with 3 startup trials, trial 6 comes from the model"
     );
 }
+
+#[test]
+fn tpe_ignores_trials_that_no_longer_fit_the_space() {
+    let space = space();
+    let mut past = history(&space, 4, 20);
+    for (i, trial) in past.iter_mut().enumerate() {
+        match i % 3 {
+            0 => {
+                trial.params.remove("lr");
+            }
+            1 => {
+                trial.params.insert("layers".into(), ParamValue::Int(99));
+            }
+            _ => {
+                trial
+                    .params
+                    .insert("act".into(), ParamValue::String("swish".into()));
+            }
+        }
+    }
+    let params = suggest(Algorithm::Tpe, &space, 4, 20, &past, Mode::Max).unwrap();
+    assert_inside(&space, &params);
+    let empty = SearchSpace::default();
+    assert_eq!(
+        suggest(Algorithm::Tpe, &empty, 4, 20, &past, Mode::Max),
+        Some(Params::new())
+    );
+}
