@@ -64,7 +64,10 @@ impl Node {
         }
     }
 
-    /// The node as a snapshot shows it.
+    /// The node as a snapshot shows it. Free GPUs are reported as placement
+    /// reads them: the entirely free devices plus the largest free share of
+    /// a partly used one (two devices with 0.5 free each show 0.5, not 1.0,
+    /// since no whole GPU is free), exact for one job of either kind.
     pub(super) fn capacity(&self) -> NodeCapacity {
         NodeCapacity {
             id: self.id.clone(),
@@ -73,10 +76,24 @@ impl Node {
             free: NodeResources {
                 cpus: self.cpus_free,
                 memory: self.memory_free,
-                gpus: self.gpus_free(),
+                gpus: self.placement_free_gpus(),
                 custom: self.custom_free.clone(),
             },
         }
+    }
+
+    /// Entirely free devices plus the largest free share of a partly used one.
+    fn placement_free_gpus(&self) -> Quantity {
+        let one = Quantity::whole(1);
+        let whole = self.gpu_free.iter().filter(|free| **free >= one).count() as u64;
+        let share = self
+            .gpu_free
+            .iter()
+            .filter(|free| **free < one)
+            .map(|free| free.units())
+            .max()
+            .unwrap_or(0);
+        Quantity::from_units(Quantity::whole(whole).units() + share)
     }
 
     pub(super) fn gpus_free(&self) -> Quantity {

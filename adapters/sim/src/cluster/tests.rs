@@ -146,6 +146,14 @@ fn fractional_gpus_are_honoured_exactly() {
     // Device 0 is exactly full; 0.6667 is left on device 1.
     let snapshot = cluster.snapshot("v", 0);
     assert_eq!(snapshot.nodes[0].free.gpus, share(6_667));
+    // Snapshots count whole free devices plus the largest share, never a
+    // sum of shares no one job could use: device 0 frees 0.25 of itself.
+    cluster.cancel("q4", 0);
+    assert_eq!(cluster.snapshot("v", 0).nodes[0].free.gpus, share(6_667));
+    cluster
+        .submit(&job("q5", "sleep 100", share(2_500), 1), "ours", 0)
+        .unwrap();
+    assert_eq!(devices(&mut cluster, "q5"), [(0, share(2_500))]);
     cluster
         .submit(&job("whole", "sleep 1", gpus(1), 1), "ours", 0)
         .unwrap();
