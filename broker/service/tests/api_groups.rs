@@ -27,6 +27,11 @@ async fn post_raw(broker: &Broker, path: &str, content_type: &str, body: &str) -
 /// Asserts a 422 naming exactly `field` (among others allowed).
 fn assert_names(status: u16, body: &Value, field: &str) {
     assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("invalid group") || message.starts_with("invalid sweep"),
+        "{body}"
+    );
     assert!(
         fields(body).iter().any(|f| f == field),
         "expected the field {field} to be named: {body}"

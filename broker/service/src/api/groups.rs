@@ -112,9 +112,11 @@ pub(crate) async fn submit_group(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (body, yaml) = read_document(&state, &headers, body)?;
-    let spec = GroupSpec::parse(&body, yaml).map_err(document_error)?;
-    let members = spec.members().map_err(ApiError::invalid)?;
-    check_members(&state, &members, "jobs")?;
+    let spec = GroupSpec::parse(&body, yaml).map_err(|e| document_error("group", e))?;
+    let members = spec
+        .members()
+        .map_err(|e| ApiError::invalid_document("group", e))?;
+    check_members(&state, &members, "group", "jobs")?;
     let spec_json = serde_json::to_string(&spec).map_err(|e| {
         tracing::error!(error = %e, "group spec does not serialise");
         ApiError::internal()
@@ -287,7 +289,7 @@ pub(super) fn read_document(
 }
 
 /// A document error: 400 when it cannot be read at all, 422 naming the field.
-pub(super) fn document_error(err: FieldError) -> ApiError {
+pub(super) fn document_error(what: &str, err: FieldError) -> ApiError {
     let syntax = err.message.starts_with("malformed")
         || err.message.contains("while scanning")
         || err.message.contains("while parsing")
@@ -315,7 +317,7 @@ pub(super) fn document_error(err: FieldError) -> ApiError {
     if err.field.is_empty() {
         ApiError::malformed(err.message, None)
     } else {
-        ApiError::invalid(vec![err])
+        ApiError::invalid_document(what, vec![err])
     }
 }
 
@@ -324,6 +326,7 @@ pub(super) fn document_error(err: FieldError) -> ApiError {
 pub(super) fn check_members(
     state: &AppState,
     members: &[JobSpec],
+    what: &str,
     at: &str,
 ) -> Result<(), ApiError> {
     let probe = GroupId::generate(now_ms());
@@ -344,7 +347,7 @@ pub(super) fn check_members(
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(errors))
+        Err(ApiError::invalid_document(what, errors))
     }
 }
 

@@ -103,10 +103,12 @@ pub(crate) async fn submit_sweep(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (body, yaml) = read_document(&state, &headers, body)?;
-    let spec: SweepSpec =
-        raybroker_core::group::parse_document(&body, yaml).map_err(document_error)?;
-    let sample = spec.check().map_err(ApiError::invalid)?;
-    check_members(&state, &[sample], "template")?;
+    let spec: SweepSpec = raybroker_core::group::parse_document(&body, yaml)
+        .map_err(|e| document_error("sweep", e))?;
+    let sample = spec
+        .check()
+        .map_err(|e| ApiError::invalid_document("sweep", e))?;
+    check_members(&state, &[sample], "sweep", "template")?;
     let spec_json = serde_json::to_string(&spec).map_err(|e| {
         tracing::error!(error = %e, "sweep spec does not serialise");
         ApiError::internal()
