@@ -96,9 +96,7 @@ pub(crate) async fn list_created(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let adapter = capability(&state, &caller, &name)?;
-    let objects: &dyn CreatedObjects = adapter
-        .created_objects()
-        .ok_or_else(ApiError::internal)?;
+    let objects: &dyn CreatedObjects = adapter.created_objects().ok_or_else(ApiError::internal)?;
     Ok(answer(name, objects.list_created().await))
 }
 
@@ -120,9 +118,7 @@ pub(crate) async fn delete_created(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let adapter = capability(&state, &caller, &name)?;
-    let objects: &dyn CreatedObjects = adapter
-        .created_objects()
-        .ok_or_else(ApiError::internal)?;
+    let objects: &dyn CreatedObjects = adapter.created_objects().ok_or_else(ApiError::internal)?;
     tracing::warn!(cluster = %name, tenant = %caller.tenant.as_str(), "deleting everything the broker created on the cluster");
     Ok(answer(name, objects.delete_created().await))
 }

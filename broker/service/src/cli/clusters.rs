@@ -76,7 +76,10 @@ pub async fn run(ctx: &Context, args: &ClustersArgs) -> Result<ExitCode, CliErro
 fn listing(list: &CreatedList) -> String {
     let mut text = String::new();
     for object in &list.objects {
-        text.push_str(&format!("{}\t{}/{}\n", object.kind, object.namespace, object.name));
+        text.push_str(&format!(
+            "{}\t{}/{}\n",
+            object.kind, object.namespace, object.name
+        ));
     }
     text
 }
@@ -84,7 +87,11 @@ fn listing(list: &CreatedList) -> String {
 async fn run_cleanup(ctx: &Context, args: &CleanupArgs) -> Result<ExitCode, CliError> {
     let client = ctx.client()?;
     let path = format!("v1/clusters/{}/created", args.cluster);
-    let method = if args.yes { Method::DELETE } else { Method::GET };
+    let method = if args.yes {
+        Method::DELETE
+    } else {
+        Method::GET
+    };
     let what = if args.yes {
         format!("delete what the broker created on {}", args.cluster)
     } else {
@@ -99,7 +106,10 @@ async fn run_cleanup(ctx: &Context, args: &CleanupArgs) -> Result<ExitCode, CliE
     }
     let list = &reply.body;
     match (args.yes, list.objects.is_empty()) {
-        (_, true) => eprintln!("the broker created nothing on {} (or it is all gone)", list.cluster),
+        (_, true) => eprintln!(
+            "the broker created nothing on {} (or it is all gone)",
+            list.cluster
+        ),
         (false, false) => {
             output::print(&listing(list))?;
             eprintln!(
@@ -114,4 +124,59 @@ async fn run_cleanup(ctx: &Context, args: &CleanupArgs) -> Result<ExitCode, CliE
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, ClientCommand, Command};
+
+    fn clusters_args(args: &[&str]) -> ClustersArgs {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Client(ClientCommand::Clusters(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn clusters_alone_still_lists() {
+        assert!(clusters_args(&["raybroker", "clusters"]).command.is_none());
+        assert!(matches!(
+            clusters_args(&["raybroker", "clusters", "list"]).command,
+            Some(ClustersCommand::List)
+        ));
+    }
+
+    #[test]
+    fn cleanup_lists_unless_told_yes() {
+        let Some(ClustersCommand::Cleanup(dry)) =
+            clusters_args(&["raybroker", "clusters", "cleanup", "gke"]).command
+        else {
+            panic!("not a cleanup")
+        };
+        assert_eq!((dry.cluster.as_str(), dry.yes), ("gke", false));
+        let Some(ClustersCommand::Cleanup(real)) =
+            clusters_args(&["raybroker", "clusters", "cleanup", "gke", "--yes"]).command
+        else {
+            panic!("not a cleanup")
+        };
+        assert!(real.yes);
+        assert!(Cli::try_parse_from(["raybroker", "clusters", "cleanup"]).is_err());
+    }
+
+    #[test]
+    fn the_listing_shows_kind_and_place() {
+        let list = CreatedList {
+            cluster: "gke".into(),
+            objects: vec![CreatedObject {
+                kind: "RayJob".into(),
+                namespace: "ray-jobs".into(),
+                name: "rb-x-1".into(),
+            }],
+        };
+        assert_eq!(listing(&list), "RayJob\tray-jobs/rb-x-1\n");
+    }
 }
