@@ -197,7 +197,7 @@ cmd_start() {
   [[ $GPU_MODEL =~ ^[A-Za-z0-9_-]{1,64}$ ]] || die "bad --gpu-model '$GPU_MODEL'"
   ((CPUS > 0)) || die "--cpus must be at least 1"
   local GPU_TYPE=${GPU_MODEL,,}
-  command -v slurmctld >/dev/null || cmd_install
+  cmd_install
   local wanted="$GPUS $GPU_TYPE $CPUS $MEMORY_MB $PORT_BASE $MIN_JOB_AGE"
   if our_pid slurmctld >/dev/null && [[ -f $SETTINGS ]]; then
     local recorded

@@ -56,7 +56,7 @@ pub async fn run(
     let queue = connect_queue(&config, pool.clone())?;
     let metrics = Arc::new(Metrics::new());
     let clusters = Arc::new(
-        build_clusters(&config)?
+        build_clusters(&config, &queue)?
             .with_metrics(metrics.broker.clone())
             .with_breaker(config.loops.breaker),
     );
@@ -106,7 +106,8 @@ pub async fn run(
 }
 
 /// An adapter for every configured cluster.
-pub fn build_clusters(config: &Config) -> anyhow::Result<ClusterRegistry> {
+/// Every adapter's calls about a job are recorded as spans of its trace.
+pub fn build_clusters(config: &Config, queue: &JobQueue) -> anyhow::Result<ClusterRegistry> {
     let mut entries: Vec<(ClusterMeta, Arc<dyn ClusterAdapter>)> = Vec::new();
     for cluster in &config.clusters {
         let adapter: Arc<dyn ClusterAdapter> = match (&cluster.kind, &cluster.ray_config) {
@@ -135,7 +136,7 @@ pub fn build_clusters(config: &Config) -> anyhow::Result<ClusterRegistry> {
             labels: cluster.labels.clone(),
             pending_allowance: cluster.pending_allowance,
         };
-        entries.push((meta, adapter));
+        entries.push((meta, crate::telemetry::calls::traced(adapter, queue.clone())));
     }
     Ok(ClusterRegistry::new(
         entries,

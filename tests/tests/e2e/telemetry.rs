@@ -138,6 +138,20 @@ async fn check_trace(env: &TestEnv, id: &str, head: &str) {
         .find(|s| s["origin"] == "cluster")
         .expect("a span from the head's own times");
     assert_eq!(cluster_run["parent_span_id"], attempt[0]["span_id"]);
+    // The broker's calls to the head about this attempt, under it.
+    let submit = named("adapter.submit");
+    assert_eq!(submit.len(), 1, "{trace:#}");
+    assert_eq!(submit[0]["parent_span_id"], attempt[0]["span_id"]);
+    assert_eq!(submit[0]["attributes"]["cluster"], head);
+    assert_eq!(submit[0]["attributes"]["outcome"], "created");
+    let statuses: Vec<&str> = named("adapter.status")
+        .iter()
+        .filter_map(|s| s["attributes"]["outcome"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"succeeded"),
+        "no status read saw the end: {statuses:?}"
+    );
     // The tree puts the job's spans below the attempt.
     assert!(train[0]["depth"].as_u64() > attempt[0]["depth"].as_u64());
 }
@@ -351,5 +365,8 @@ async fn check_aggregates(env: &TestEnv) {
         .call(reqwest::Method::GET, "/v1/results?by=colour", None)
         .await;
     assert_eq!(status, 400, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap_or("").contains("by"), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap_or("").contains("by"),
+        "{r}"
+    );
 }

@@ -5,6 +5,7 @@
 //! - [`lifecycle`]: the broker's and the cluster's spans of a job, rebuilt
 //!   from its durable history;
 //! - [`otlp`]: OTLP messages to and from the broker's types;
+//! - [`calls`]: the broker's adapter calls as spans of the jobs they concern;
 //! - [`export`]: sends finished jobs' spans to the OTLP endpoint the
 //!   standard `OTEL_EXPORTER_OTLP_*` variables name;
 //! - [`results`]: per-job results and aggregated views;
@@ -13,6 +14,7 @@
 //!
 //! The loops call [`keep_log_reports`] and [`keep_remote_times`].
 
+pub mod calls;
 pub mod export;
 pub mod ids;
 pub mod lifecycle;
@@ -142,7 +144,14 @@ impl Telemetry {
         for source in [SpanSource::Broker, SpanSource::Job] {
             for text in self.queue.spans(&job.id, source).await? {
                 match serde_json::from_str::<SpanRecord>(&text) {
-                    Ok(span) => spans.push(span),
+                    Ok(mut span) => {
+                        if source == SpanSource::Broker {
+                            span.attributes
+                                .entry("tenant".into())
+                                .or_insert_with(|| job.tenant.as_str().into());
+                        }
+                        spans.push(span)
+                    }
                     Err(e) => {
                         tracing::warn!(job = %job.id, error = %e, "skipping a stored span that does not decode")
                     }
@@ -220,4 +229,73 @@ pub async fn keep_remote_times(
         return Ok(());
     }
     queue.record_remote_times(job, attempt, times).await
+}
+
+#[cfg(test)]
+mod tests {
+    use raybroker_core::{JobSpec, TenantId};
+    use raybroker_queue::testing;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn log_reports_split_across_chunks_are_read_whole() {
+        let queue = testing::queue("log-reports");
+        let spec = JobSpec {
+            entrypoint: "python train.py".into(),
+            ..JobSpec::default()
+        };
+        let tenant = TenantId::new("robotics").unwrap();
+        let job = queue
+            .submit(&tenant, spec, 1)
+            .await
+            .unwrap()
+            .job()
+            .id
+            .clone();
+        let chunks = [
+            "epoch 1\nRAYBROKER_METRICS {\"step\": 1, \"rew",
+            "ard\": 0.5}\nRAYBROKER_ARTIFACT s3://b/m",
+            "odel.pt\nRAYBROKER_METRICS {\"step\": 2, \"reward\": 0.25}\n",
+        ];
+        for chunk in chunks {
+            keep_log_reports(&queue, &job, 1, chunk, 10).await.unwrap();
+        }
+        let metrics = queue.job_metrics(&job).await.unwrap();
+        let steps: Vec<Option<u64>> = metrics.series["reward"].iter().map(|p| p.step).collect();
+        assert_eq!(steps, [Some(1), Some(2)]);
+        assert_eq!(metrics.max["reward"].value, 0.5);
+        assert_eq!(queue.artifacts(&job).await.unwrap(), ["s3://b/model.pt"]);
+        // A new attempt does not continue the last attempt's partial line.
+        keep_log_reports(&queue, &job, 1, "RAYBROKER_METRICS {\"reward\": 7,", 15)
+            .await
+            .unwrap();
+        keep_log_reports(&queue, &job, 2, "\"step\": 9}\n", 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            queue.job_metrics(&job).await.unwrap().series["reward"].len(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_per_job_and_survive_a_new_broker() {
+        let queue = testing::queue("tokens");
+        let settings = TelemetrySettings {
+            public_url: "http://broker:8080".into(),
+            secret: None,
+            forward_to: None,
+        };
+        let a: JobId = "01JDQ3ZK8V6X9T2M4N5P7R8S9A".parse().unwrap();
+        let b: JobId = "01JDQ3ZK8V6X9T2M4N5P7R8S9B".parse().unwrap();
+        let first = Telemetry::new(settings.clone(), queue.clone());
+        let token = first.job_token(&a).await.unwrap();
+        assert!(first.verify(&a, &token).await.unwrap());
+        assert!(!first.verify(&b, &token).await.unwrap());
+        assert!(!first.verify(&a, "zz").await.unwrap());
+        // Another broker on the same Redis (or this one restarted) agrees.
+        let second = Telemetry::new(settings, queue);
+        assert!(second.verify(&a, &token).await.unwrap());
+    }
 }
