@@ -10,6 +10,8 @@
 //! - [`routing`]: GPU jobs land on the head with their model; a job no head
 //!   can run is refused at submit;
 //! - [`failures`]: a failing entrypoint fails its job, without retries;
+//! - [`failover`]: jobs on a killed head fail over and run once; exit code 1
+//!   is retried only when the job's policy says so; `/metrics` families;
 //! - [`cancel`]: cancel a queued, a just-submitted and a running job;
 //! - [`restart`]: queued jobs survive `kill -9` of the broker;
 //! - [`telemetry`]: an OpenTelemetry-instrumented job's spans join the
@@ -19,6 +21,7 @@
 
 mod cancel;
 mod crash;
+mod failover;
 mod failures;
 mod kuberay;
 mod restart;

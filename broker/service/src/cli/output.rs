@@ -110,7 +110,7 @@ pub fn format_resources(resources: &Resources) -> String {
 }
 
 /// A borderless table like kubectl's, wrapped to the terminal when there is one.
-fn plain_table(header: &[&str]) -> Table {
+pub(crate) fn plain_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -123,7 +123,7 @@ fn plain_table(header: &[&str]) -> Table {
 }
 
 /// Renders a table without the trailing spaces of its last column.
-fn render(table: &Table) -> String {
+pub(crate) fn render(table: &Table) -> String {
     let mut text = String::new();
     for line in table.lines() {
         text.push_str(line.trim_end());
@@ -257,7 +257,9 @@ pub fn clusters_table(clusters: &[ClusterInfo]) -> String {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let state = cluster.health.as_deref().unwrap_or("down");
+        // A broker without breakers sends no `health`: its flag says it.
+        let fallback = if cluster.healthy { "healthy" } else { "down" };
+        let state = cluster.health.as_deref().unwrap_or(fallback);
         let status = match (&cluster.last_error, cluster.healthy, state) {
             (_, true, "healthy") => "healthy".to_string(),
             (Some(err), _, _) => format!("{state}: {}", err.chars().take(60).collect::<String>()),

@@ -223,6 +223,25 @@ pub fn build_spec(base: JobSpec, args: &SubmitArgs) -> Result<JobSpec, Vec<Strin
             )),
         }
     }
+    for text in &args.retry {
+        let parsed = text.split_once('=').and_then(|(class, n)| {
+            let class = raybroker_core::FailureClass::ALL
+                .into_iter()
+                .find(|c| c.as_str() == class.trim())?;
+            Some((class, n.trim().parse::<u32>().ok()?))
+        });
+        match parsed {
+            Some((class, retries)) => {
+                spec.retry.insert(class, retries);
+            }
+            None => errors.push(bad(
+                "--retry",
+                text,
+                "write CLASS=N, e.g. job_error=2 (classes: job_error, cluster_unreachable, \
+                 node_lost, preempted, out_of_memory, start_timeout, no_capacity, time_limit)",
+            )),
+        }
+    }
     if let Some(text) = &args.time_limit {
         match humantime::parse_duration(text.trim()) {
             Ok(limit) => spec.time_limit = Some(limit),

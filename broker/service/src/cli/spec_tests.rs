@@ -33,6 +33,7 @@ fn every_flag_lands_in_the_spec() {
         py_modules: strings(&["s3://bucket/mod.zip"]),
         priority: Some("-5".into()),
         max_retries: Some("3".into()),
+        retry: strings(&["job_error=2", "node_lost=5"]),
         time_limit: Some("1h30m".into()),
         labels: strings(&["project=locomotion"]),
         allow_clusters: strings(&["onprem-a", "gke-burst"]),
@@ -66,6 +67,8 @@ fn every_flag_lands_in_the_spec() {
     assert_eq!(spec.runtime_env.py_modules, ["s3://bucket/mod.zip"]);
     assert_eq!(spec.priority, -5);
     assert_eq!(spec.max_retries, 3);
+    assert_eq!(spec.retry[&raybroker_core::FailureClass::JobError], 2);
+    assert_eq!(spec.retry[&raybroker_core::FailureClass::NodeLost], 5);
     assert_eq!(spec.time_limit, Some(Duration::from_secs(5400)));
     assert_eq!(spec.labels["project"], "locomotion");
     assert_eq!(spec.placement.allowed_clusters, ["onprem-a", "gke-burst"]);
@@ -216,6 +219,7 @@ fn every_bad_flag_is_reported_at_once() {
         runtime_env_json: Some(r#"{"conda": "env.yaml"}"#.into()),
         priority: Some("high".into()),
         max_retries: Some("-1".into()),
+        retry: strings(&["meteor=1"]),
         time_limit: Some("soon".into()),
         labels: strings(&["=x"]),
         require_labels: strings(&["site"]),
@@ -240,6 +244,7 @@ fn every_bad_flag_is_reported_at_once() {
             "--env",
             "--priority",
             "--max-retries",
+            "--retry",
             "--time-limit",
             "--label",
             "--require-label",

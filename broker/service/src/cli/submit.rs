@@ -66,9 +66,12 @@ pub struct SubmitArgs {
     /// Higher runs first within your tenant, -1000 to 1000.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub priority: Option<String>,
-    /// How many times a failed attempt is retried.
+    /// How many times an attempt lost to the infrastructure is retried.
     #[arg(long, value_name = "N")]
     pub max_retries: Option<String>,
+    /// Retries of one failure class, e.g. job_error=2 (repeatable).
+    #[arg(long = "retry", value_name = "CLASS=N")]
+    pub retry: Vec<String>,
     /// Wall-clock limit of one attempt, e.g. 90m or 2h.
     #[arg(long, value_name = "DURATION")]
     pub time_limit: Option<String>,

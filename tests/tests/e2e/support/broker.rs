@@ -74,7 +74,17 @@ impl TestEnv {
 
     /// A broker with `options`, ready.
     pub async fn start_with(label: &str, options: Options) -> TestEnv {
-        let heads = Heads::from_env();
+        TestEnv::start_full(label, options, Heads::from_env(), "").await
+    }
+
+    /// A broker over `heads` (heads the test started itself) rather than
+    /// the shared ones, with `extra` appended to its config (top-level
+    /// sections such as `retry:`).
+    pub async fn start_on(label: &str, options: Options, heads: Heads, extra: &str) -> TestEnv {
+        TestEnv::start_full(label, options, heads, extra).await
+    }
+
+    async fn start_full(label: &str, options: Options, heads: Heads, extra: &str) -> TestEnv {
         let serial = SERIAL.lock().await;
         let unique = ulid::Ulid::new().to_string().to_lowercase();
         let origin = format!("rbe2e-{label}-{unique}");
@@ -83,7 +93,8 @@ impl TestEnv {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&origin);
         std::fs::create_dir_all(&dir).expect("a directory for the broker's files");
         let port = free_port();
-        let config = config_yaml(&heads, &origin, &prefix, &token, port, &options);
+        let mut config = config_yaml(&heads, &origin, &prefix, &token, port, &options);
+        config.push_str(extra);
         let config_path = dir.join("broker.yaml");
         std::fs::write(&config_path, config).expect("write the broker's config");
         let mut env = TestEnv {
