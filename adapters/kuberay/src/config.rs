@@ -450,6 +450,12 @@ impl KubeRayClusterConfig {
                     ));
                 }
                 check_labels("cluster_selector", &self.cluster_selector)?;
+                if self.cancel == CancelMode::Suspend {
+                    return Err(ConfigError::new(
+                        "cancel",
+                        "KubeRay cannot suspend a clusterSelector RayJob: use cancel: delete in mode: shared",
+                    ));
+                }
                 match &self.template {
                     Some(template) if !template.worker_groups.is_empty() => template.validate(),
                     _ => Ok(()),

@@ -91,6 +91,9 @@ fn modes_need_their_own_settings() {
         .cluster_selector
         .insert("ray.io/cluster".into(), "shared-l4".into());
     config.validate().unwrap();
+    config.cancel = CancelMode::Suspend;
+    assert_eq!(config.validate().unwrap_err().field, "cancel");
+    config.cancel = CancelMode::Delete;
     config
         .cluster_selector
         .insert("bad key!".into(), "x".into());
