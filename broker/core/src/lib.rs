@@ -7,6 +7,7 @@
 
 pub mod failure;
 pub mod gpu;
+pub mod group;
 pub mod job;
 pub mod metrics;
 pub mod quantity;

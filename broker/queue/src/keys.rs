@@ -3,6 +3,7 @@
 //! All keys start with a configurable prefix, so several brokers (or tests)
 //! share one Redis without seeing each other's jobs.
 
+use raybroker_core::group::GroupId;
 use raybroker_core::{JobId, JobState, TenantId};
 
 /// Builds key names under one prefix.
@@ -146,6 +147,26 @@ impl Keys {
     /// STRING counter giving each job its creation sequence number.
     pub fn seq(&self) -> String {
         format!("{}:seq", self.prefix)
+    }
+
+    /// HASH, one per job group or sweep (see `queue/groups.rs`): `tenant`,
+    /// `kind` (`group`|`sweep`), `name`, `spec` (JSON), `count` (members;
+    /// 0 for a sweep), `state`, `reason`, `cancel` ("1" when asked),
+    /// `cancel_reason`, `created`, `updated`, `finished` (ms); `m:<i>` the
+    /// job id of member `i` once released; `t:<i>` trial `i` of a sweep
+    /// (JSON: parameters, seed, state, objective), written before its job.
+    pub fn group(&self, id: &GroupId) -> String {
+        format!("{}:group:{}", self.prefix, id)
+    }
+
+    /// ZSET of a tenant's groups and sweeps by creation time in ms (listing).
+    pub fn tenant_groups(&self, tenant: &TenantId) -> String {
+        format!("{}:groups:{}", self.prefix, tenant)
+    }
+
+    /// SET of groups and sweeps still running, walked by the group controller.
+    pub fn active_groups(&self) -> String {
+        format!("{}:groups-active", self.prefix)
     }
 }
 

@@ -15,8 +15,9 @@ mod queue;
 mod scripts;
 
 pub use queue::{
-    AttemptEnd, CancelEffect, CancelOutcome, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError,
-    RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
+    AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupKind, GroupRecord, JobQueue,
+    Lease, ListFilter, Page, QueueConfig, QueueError, RemoteTimes, SpanSource, SubmitOutcome,
+    TelemetryDrops, TelemetryLimits,
 };
 pub use raybroker_core::{JobMetrics, MetricPoint};
 

@@ -2,10 +2,12 @@
 //! operations here; `reads`, `logs` and `events` hold the rest.
 
 mod events;
+mod groups;
 mod logs;
 mod reads;
 mod telemetry;
 
+pub use groups::{GroupCancelEffect, GroupKind, GroupRecord};
 pub use telemetry::{RemoteTimes, SpanSource, TelemetryDrops, TelemetryLimits};
 
 use std::collections::HashMap;

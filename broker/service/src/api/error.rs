@@ -102,6 +102,22 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job")
     }
 
+    /// 422 for a group or sweep document: [`ApiError::invalid`] worded for
+    /// `what` (`group`, `sweep`).
+    pub(crate) fn invalid_document(what: &str, fields: Vec<FieldError>) -> ApiError {
+        let mut err = ApiError::invalid(fields);
+        err.message = err
+            .message
+            .replacen("invalid job", &format!("invalid {what}"), 1);
+        err
+    }
+
+    /// 404 for a missing group or sweep and another tenant's alike;
+    /// `what` is `group` or `sweep`.
+    pub(crate) fn group_not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+
     /// 404 for a path no route serves.
     pub(crate) fn no_route() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

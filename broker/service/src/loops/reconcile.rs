@@ -352,10 +352,21 @@ impl Reconciler {
         exit: Option<i32>,
         now_ms: u64,
     ) -> Result<(), QueueError> {
+        // The final reason also says why the cancel was asked for (a user,
+        // a group cancel, a sweep's early stopping), not only where it ended.
+        let asked = job
+            .history
+            .iter()
+            .rev()
+            .find_map(|t| t.reason.strip_prefix("cancel requested: "));
+        let reason = match asked {
+            Some(why) => format!("{reason}: {why}"),
+            None => reason.to_string(),
+        };
         self.end(
             job,
             JobState::Cancelled,
-            reason,
+            &reason,
             exit,
             Some(FailureClass::Cancelled),
             None,
