@@ -6,7 +6,9 @@
 //! - Redis memory per queued job of a typical spec;
 //! - HTTP submit throughput and latency percentiles through the real service;
 //! - with `--ray-head`, the dispatch overhead: submit -> running through the
-//!   broker against submit -> RUNNING on the Ray head directly.
+//!   broker against submit -> RUNNING on the Ray head directly;
+//! - with `--slurm-url`, a trivial job through the broker on a Slurm cluster
+//!   against `sbatch` of the same batch script (submit -> running, completed).
 //!
 //! `deploy/local/bench.sh` starts a durable Redis and runs this in release
 //! mode; docs/benchmarks.md records the results and how to reproduce them.
@@ -15,6 +17,7 @@ mod dispatch;
 mod http;
 mod queue_cycle;
 mod redis_baseline;
+mod slurm;
 
 use std::time::Duration;
 
@@ -48,7 +51,7 @@ struct Args {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Skip parts: any of baseline, cycle, memory, http, dispatch.
+    /// Skip parts: any of baseline, cycle, memory, http, dispatch, slurm.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// A Ray head's dashboard URL: runs the dispatch part against it (it
@@ -73,6 +76,25 @@ struct Args {
     /// How often the dispatch part polls both paths for a running job.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     poll_every: Duration,
+    /// slurmrestd's URL: runs the Slurm part against it (`sbatch` must
+    /// reach the same cluster: set SLURM_CONF, see deploy/local/slurm.sh env).
+    #[arg(long, env = "RAYBROKER_TEST_SLURM_URL")]
+    slurm_url: Option<String>,
+    /// The Slurm cluster's JWT key file.
+    #[arg(long, env = "RAYBROKER_TEST_SLURM_JWT_KEY")]
+    slurm_jwt_key: Option<std::path::PathBuf>,
+    /// The directory jobs and the broker share.
+    #[arg(long, env = "RAYBROKER_TEST_SLURM_JOBS_DIR")]
+    slurm_jobs_dir: Option<std::path::PathBuf>,
+    /// The Ray venv's bin directory on the Slurm nodes.
+    #[arg(long, env = "RAYBROKER_TEST_SLURM_RAY_BIN")]
+    slurm_ray_bin: Option<std::path::PathBuf>,
+    /// Jobs per path in the Slurm part.
+    #[arg(long, default_value_t = 5)]
+    slurm_jobs: usize,
+    /// What the Slurm part's jobs run.
+    #[arg(long, default_value = "echo hello")]
+    slurm_entrypoint: String,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -89,6 +111,7 @@ struct Report {
     memory_job_hash_bytes: Option<u64>,
     http: Option<http::HttpFigures>,
     dispatch: Option<dispatch::DispatchFigures>,
+    slurm: Option<slurm::SlurmFigures>,
 }
 
 /// A job as Isaac Lab users submit them: a training command, a few env
@@ -176,6 +199,30 @@ async fn main() -> anyhow::Result<()> {
         let figures = dispatch::run(&url, &settings).await?;
         dispatch::print(&figures);
         report.dispatch = Some(figures);
+    }
+    if let (Some(slurm_url), false) = (&args.slurm_url, skip("slurm")) {
+        let need = |value: &Option<std::path::PathBuf>, flag: &str| {
+            value.clone().ok_or_else(|| {
+                anyhow::anyhow!("the Slurm part needs {flag} (or eval \"$(deploy/local/slurm.sh env --ray-version 2.31.0)\")")
+            })
+        };
+        let settings = slurm::Settings {
+            url: slurm_url.clone(),
+            jwt_key: need(&args.slurm_jwt_key, "--slurm-jwt-key")?,
+            jobs_dir: need(&args.slurm_jobs_dir, "--slurm-jobs-dir")?,
+            ray_bin: need(&args.slurm_ray_bin, "--slurm-ray-bin")?,
+            jobs: args.slurm_jobs,
+            entrypoint: args.slurm_entrypoint.clone(),
+            loops: (
+                args.dispatch_every,
+                args.reconcile_every,
+                args.snapshot_every,
+            ),
+            poll_every: args.poll_every,
+        };
+        let figures = slurm::run(&url, &settings).await?;
+        slurm::print(&figures);
+        report.slurm = Some(figures);
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
