@@ -28,6 +28,7 @@ use raybroker_adapter::ClusterAdapter;
 use raybroker_ray::client::RayClient;
 use raybroker_ray::RayAdapter;
 use raybroker_kuberay::KubeRayAdapter;
+use raybroker_slurm::SlurmAdapter;
 
 /// How long taking a connection from the pool may wait before the request
 /// is answered 503.
@@ -115,6 +116,15 @@ pub fn build_clusters(config: &Config, queue: &JobQueue) -> anyhow::Result<Clust
                 RayAdapter::new(cluster.name.clone(), ray.clone())
                     .with_context(|| format!("cluster {}", cluster.name))?,
             ),
+            (ClusterKind::Slurm, _) => {
+                let slurm = cluster.slurm_config.clone().with_context(|| {
+                    format!("cluster {}: the slurm section was not read", cluster.name)
+                })?;
+                Arc::new(
+                    SlurmAdapter::new(cluster.name.clone(), slurm)
+                        .with_context(|| format!("cluster {}", cluster.name))?,
+                )
+            }
             (ClusterKind::Kuberay, _) => {
                 let kuberay = cluster.kuberay_config.clone().with_context(|| {
                     format!("cluster {}: the kuberay section was not read", cluster.name)

@@ -374,6 +374,25 @@ impl ClusterConfig {
                     Err(err) => bad(&format!("{at}.ray"), err.to_string()),
                 }
             }
+            ClusterKind::Slurm => {
+                let Some(mut section) = self.slurm_section.clone() else {
+                    bad(&format!("{at}.slurm"), "a `kind: slurm` cluster needs a `slurm:` section with `address`, `user`, `auth`, `ray_bin_dir` and `jobs_dir` (see docs/slurm.md)".into());
+                    return;
+                };
+                if let serde_norway::Value::Mapping(map) = &mut section {
+                    let key = serde_norway::Value::String("origin".into());
+                    if !map.contains_key(&key) {
+                        map.insert(key, serde_norway::Value::String(origin.to_string()));
+                    }
+                }
+                match serde_norway::from_value::<raybroker_slurm::SlurmClusterConfig>(section) {
+                    Ok(config) => match config.validate() {
+                        Ok(()) => self.slurm_config = Some(config),
+                        Err(err) => bad(&format!("{at}.slurm"), err.to_string()),
+                    },
+                    Err(err) => bad(&format!("{at}.slurm"), err.to_string()),
+                }
+            }
             ClusterKind::Kuberay => {
                 let Some(mut section) = self.kuberay_section.clone() else {
                     bad(&format!("{at}.kuberay"), "a `kind: kuberay` cluster needs a `kuberay:` section with at least `namespace` and a `template` (see docs/kuberay.md)".into());

@@ -61,6 +61,8 @@ pub struct TestEnv {
     /// The broker's API client (see `api.rs`).
     pub(super) http: reqwest::Client,
     child: Option<Child>,
+    /// The test Slurm cluster is in the config too (see `slurm.rs`).
+    pub(super) with_slurm: bool,
     /// Released last, once everything above is cleaned up.
     _serial: MutexGuard<'static, ()>,
 }
@@ -74,17 +76,28 @@ impl TestEnv {
 
     /// A broker with `options`, ready.
     pub async fn start_with(label: &str, options: Options) -> TestEnv {
-        TestEnv::start_full(label, options, Heads::from_env(), "").await
+        TestEnv::start_over(label, options, false).await
+    }
+
+    /// A broker over both heads and, when `with_slurm`, the test Slurm.
+    pub(super) async fn start_over(label: &str, options: Options, with_slurm: bool) -> TestEnv {
+        TestEnv::start_full(label, options, with_slurm, Heads::from_env(), "").await
     }
 
     /// A broker over `heads` (heads the test started itself) rather than
     /// the shared ones, with `extra` appended to its config (top-level
     /// sections such as `retry:`).
     pub async fn start_on(label: &str, options: Options, heads: Heads, extra: &str) -> TestEnv {
-        TestEnv::start_full(label, options, heads, extra).await
+        TestEnv::start_full(label, options, false, heads, extra).await
     }
 
-    async fn start_full(label: &str, options: Options, heads: Heads, extra: &str) -> TestEnv {
+    async fn start_full(
+        label: &str,
+        options: Options,
+        with_slurm: bool,
+        heads: Heads,
+        extra: &str,
+    ) -> TestEnv {
         let serial = SERIAL.lock().await;
         let unique = ulid::Ulid::new().to_string().to_lowercase();
         let origin = format!("rbe2e-{label}-{unique}");
@@ -94,6 +107,9 @@ impl TestEnv {
         std::fs::create_dir_all(&dir).expect("a directory for the broker's files");
         let port = free_port();
         let mut config = config_yaml(&heads, &origin, &prefix, &token, port, &options);
+        if with_slurm {
+            config = super::slurm::with_slurm_cluster(&config);
+        }
         config.push_str(extra);
         let config_path = dir.join("broker.yaml");
         std::fs::write(&config_path, config).expect("write the broker's config");
@@ -113,6 +129,7 @@ impl TestEnv {
                 .build()
                 .expect("an HTTP client"),
             child: None,
+            with_slurm,
             _serial: serial,
         };
         env.restart().await;
@@ -198,7 +215,8 @@ impl TestEnv {
             .filter(|c| c["healthy"] == true)
             .filter_map(|c| c["name"].as_str())
             .collect();
-        if healthy.contains(&HEAD_A) && healthy.contains(&HEAD_B) {
+        let slurm_ok = !self.with_slurm || healthy.contains(&super::slurm::SLURM);
+        if healthy.contains(&HEAD_A) && healthy.contains(&HEAD_B) && slurm_ok {
             None
         } else {
             Some(format!("not every cluster is healthy yet: {body}"))
@@ -256,6 +274,9 @@ impl Drop for TestEnv {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => eprintln!("cleaning up the Ray jobs of {}: {e}", self.origin),
             Err(_) => eprintln!("cleaning up the Ray jobs of {} panicked", self.origin),
+        }
+        if self.with_slurm {
+            super::slurm::clean_up(&self.origin);
         }
         if let Err(e) = delete_keys(&self.prefix) {
             eprintln!("deleting the Redis keys under {}: {e}", self.prefix);
