@@ -22,10 +22,10 @@ mod expand;
 mod file;
 mod placement;
 mod ray_jobs;
+mod retry;
 mod telemetry;
 
 pub use telemetry::TelemetrySettings;
-mod retry;
 
 pub use expand::{expand_env, ExpandError};
 
@@ -165,6 +165,13 @@ pub struct ClusterConfig {
     /// The checked settings of a `kind: ray` cluster.
     #[serde(skip)]
     pub ray_config: Option<raybroker_ray::RayClusterConfig>,
+    /// The `slurm` section of a `kind: slurm` cluster, as written; read into
+    /// [`ClusterConfig::slurm_config`] during validation.
+    #[serde(default, rename = "slurm")]
+    pub slurm_section: Option<serde_norway::Value>,
+    /// The checked settings of a `kind: slurm` cluster.
+    #[serde(skip)]
+    pub slurm_config: Option<raybroker_slurm::SlurmClusterConfig>,
     /// The `kuberay` section of a `kind: kuberay` cluster, as written; read
     /// into [`ClusterConfig::kuberay_config`] during validation.
     #[serde(default, rename = "kuberay")]

@@ -14,17 +14,27 @@
 //!   is retried only when the job's policy says so; `/metrics` families;
 //! - [`cancel`]: cancel a queued, a just-submitted and a running job;
 //! - [`restart`]: queued jobs survive `kill -9` of the broker;
+//! - [`groups`]: parallel groups keep their concurrency, series groups stop
+//!   at a failure, group cancel, members released once across crashes;
+//! - [`sweeps`]: grid, random and TPE sweeps and ASHA early stopping with a
+//!   toy training script;
 //! - [`telemetry`]: an OpenTelemetry-instrumented job's spans join the
 //!   broker's trace; its metrics (log lines and OTLP) reach its results;
 //! - [`crash`]: 200 jobs while the broker is SIGKILLed again and again, then
-//!   every attempt checked against the heads' own records.
+//!   every attempt checked against the heads' own records;
+//! - [`slurm`]: GPU jobs routed to the test Slurm by model run inside Ray
+//!   there; failures, time limits and cancels (needs the `RAYBROKER_TEST_SLURM_*`
+//!   variables `deploy/local/test.sh` exports).
 
 mod cancel;
 mod crash;
 mod failover;
 mod failures;
+mod groups;
 mod kuberay;
 mod restart;
 mod routing;
+mod slurm;
 mod support;
+mod sweeps;
 mod telemetry;

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
-use super::{events, jobs, logs, placement, AppState};
+use super::{events, groups, jobs, logs, placement, sweeps, AppState};
 use crate::auth::Caller;
 use crate::config::ClusterKind;
 
@@ -33,6 +33,17 @@ use crate::config::ClusterKind;
         super::otlp::receive_metrics,
         placement::job_placement,
         placement::dry_run,
+        groups::submit_group,
+        groups::list_groups,
+        groups::get_group,
+        groups::cancel_group,
+        groups::group_results,
+        sweeps::submit_sweep,
+        sweeps::list_sweeps,
+        sweeps::get_sweep,
+        sweeps::cancel_sweep,
+        sweeps::sweep_csv,
+        sweeps::sweep_plot,
         list_clusters,
         healthz,
         readyz,
@@ -43,6 +54,8 @@ use crate::config::ClusterKind;
     security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Submit, follow and cancel jobs"),
+        (name = "groups", description = "Many jobs as one group, in parallel or in series"),
+        (name = "sweeps", description = "Hyperparameter sweeps: grid, random, TPE, ASHA early stopping"),
         (name = "system", description = "Clusters, health and metrics"),
         (name = "telemetry", description = "OTLP ingest from jobs and each job's trace"),
         (name = "results", description = "What jobs came to: per job, or grouped, as JSON or CSV"),

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod clusters;
 pub mod error;
+pub mod group;
 pub mod import;
 pub mod jobs;
 pub mod logs;
@@ -15,6 +16,7 @@ pub mod results;
 pub mod spec;
 pub mod sse;
 pub mod submit;
+pub mod sweep;
 pub mod token;
 pub mod trace;
 pub mod watch;
@@ -146,6 +148,12 @@ pub enum ClientCommand {
     Clusters(clusters::ClustersArgs),
     /// Explain a job's placement: why it waits, cluster by cluster, or where it went.
     Explain(JobArg),
+    /// Many jobs as one group, in parallel (up to a concurrency) or in series.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Hyperparameter sweeps: grid, random or TPE search, ASHA early stopping.
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
     /// Show a job's whole trace: broker, cluster and job spans as one tree.
     Trace(trace::TraceArgs),
     /// Show what jobs came to: one job, or many per job or grouped (--by), as a table, JSON or --csv.
@@ -259,6 +267,8 @@ pub fn run(global: GlobalArgs, command: ClientCommand) -> Result<ExitCode, CliEr
             ClientCommand::Logs(args) => logs::run(&ctx, args).await,
             ClientCommand::Clusters(args) => clusters::run(&ctx, args).await,
             ClientCommand::Explain(arg) => jobs::explain(&ctx, &arg.job).await,
+            ClientCommand::Group(command) => group::run(&ctx, command).await,
+            ClientCommand::Sweep(command) => sweep::run(&ctx, command).await,
             ClientCommand::Trace(args) => trace::run(&ctx, args).await,
             ClientCommand::Results(args) => results::run(&ctx, args).await,
         }

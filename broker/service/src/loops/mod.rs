@@ -2,11 +2,13 @@
 //! - `snapshots`: refreshes every cluster's capacity snapshot;
 //! - `dispatch`: places queued jobs and submits them ([`dispatch`]);
 //! - `reconcile`: follows jobs on clusters, keeps logs, carries cancels,
-//!   collects orphans ([`reconcile`]).
+//!   collects orphans ([`reconcile`]);
+//! - `groups`: releases job groups' members and runs sweeps ([`groups`]).
 //!
 //! Every loop stops when the shutdown signal turns true.
 
 pub mod dispatch;
+pub mod groups;
 pub mod reconcile;
 pub mod retry;
 pub mod usage;
@@ -22,6 +24,7 @@ use tracing::Instrument;
 use crate::clusters::ClusterRegistry;
 use crate::raystore::delivery::PackageDelivery;
 pub use dispatch::{DispatchSettings, Dispatcher};
+pub use groups::{GroupController, GroupSettings};
 pub use reconcile::{ReconcileSettings, Reconciler};
 
 /// Milliseconds since the Unix epoch.
@@ -45,6 +48,8 @@ pub struct LoopSettings {
     pub reconcile: ReconcileSettings,
     /// When a cluster is written off, and how often it is probed.
     pub breaker: crate::clusters::BreakerSettings,
+    /// The group controller's.
+    pub groups: GroupSettings,
     /// Trace context and telemetry tokens for attempts (the `telemetry`
     /// config section); exporting spans when `OTEL_EXPORTER_OTLP_*` is set.
     pub telemetry: crate::config::TelemetrySettings,
@@ -58,6 +63,7 @@ impl Default for LoopSettings {
             dispatch: DispatchSettings::default(),
             reconcile: ReconcileSettings::default(),
             breaker: crate::clusters::BreakerSettings::default(),
+            groups: GroupSettings::default(),
             telemetry: crate::config::TelemetrySettings::default(),
         }
     }
@@ -97,6 +103,7 @@ pub fn spawn_all(
     ));
     dispatcher = dispatcher.with_telemetry(telemetry.clone());
     let span_export = crate::telemetry::export::spawn(telemetry, shutdown.clone());
+    let groups = GroupController::new(queue.clone(), settings.groups);
     let reconciler = Reconciler::new(queue, clusters, settings.reconcile);
     span_export
         .into_iter()
@@ -106,6 +113,11 @@ pub fn spawn_all(
             dispatcher
                 .run(shutdown.clone())
                 .instrument(tracing::info_span!("loop", name = "dispatch")),
+        ),
+        tokio::spawn(
+            groups
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("loop", name = "groups")),
         ),
         tokio::spawn(
             reconciler
