@@ -130,7 +130,9 @@ impl TryFrom<AuthFields> for SlurmAuth {
                 })
             }
             _ => {
-                return Err("auth needs exactly one of token_file, token_env or jwt_key_file".into())
+                return Err(
+                    "auth needs exactly one of token_file, token_env or jwt_key_file".into(),
+                )
             }
         };
         if fields.lifespan.is_some() {
@@ -318,10 +320,7 @@ impl SlurmClusterConfig {
         }
         if let SlurmAuth::JwtKey { lifespan, .. } = &self.auth {
             if *lifespan < Duration::from_secs(3) || *lifespan > Duration::from_secs(86_400 * 7) {
-                return Err(invalid(
-                    "auth.lifespan",
-                    "must be between 3s and 7 days",
-                ));
+                return Err(invalid("auth.lifespan", "must be between 3s and 7 days"));
             }
         }
         Ok(())

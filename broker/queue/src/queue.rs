@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use deadpool_redis::Pool;
 use raybroker_core::{
-    Attempt, FailureClass, Failover, Job, JobId, JobSpec, JobState, TenantId, Transition,
+    Attempt, Failover, FailureClass, Job, JobId, JobSpec, JobState, TenantId, Transition,
 };
 use redis::AsyncCommands;
 

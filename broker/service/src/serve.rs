@@ -25,9 +25,9 @@ use crate::metrics::Metrics;
 use crate::raystore::delivery::PackageDelivery;
 use crate::raystore::RayStore;
 use raybroker_adapter::ClusterAdapter;
+use raybroker_kuberay::KubeRayAdapter;
 use raybroker_ray::client::RayClient;
 use raybroker_ray::RayAdapter;
-use raybroker_kuberay::KubeRayAdapter;
 use raybroker_slurm::SlurmAdapter;
 
 /// How long taking a connection from the pool may wait before the request
@@ -146,7 +146,10 @@ pub fn build_clusters(config: &Config, queue: &JobQueue) -> anyhow::Result<Clust
             labels: cluster.labels.clone(),
             pending_allowance: cluster.pending_allowance,
         };
-        entries.push((meta, crate::telemetry::calls::traced(adapter, queue.clone())));
+        entries.push((
+            meta,
+            crate::telemetry::calls::traced(adapter, queue.clone()),
+        ));
     }
     Ok(ClusterRegistry::new(
         entries,

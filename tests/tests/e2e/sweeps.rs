@@ -261,7 +261,8 @@ async fn asha_stops_clearly_bad_trials_early_on_their_clusters() {
         let job = env.job(trial["job_id"].as_str().unwrap()).await;
         assert_eq!(job.state, JobState::Cancelled, "{job:#?}");
         assert!(
-            job.reason.contains(&format!("stopped early by ASHA at rung {rung}")),
+            job.reason
+                .contains(&format!("stopped early by ASHA at rung {rung}")),
             "the job's final reason says why: {job:#?}"
         );
         let attempt = job.attempts.last().expect("it ran");

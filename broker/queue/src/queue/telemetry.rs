@@ -339,7 +339,9 @@ impl JobQueue {
     /// Moves the export cursor.
     pub async fn set_telemetry_export_cursor(&self, cursor: &str) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
-        let _: () = conn.set(self.keys.telemetry_export_cursor(), cursor).await?;
+        let _: () = conn
+            .set(self.keys.telemetry_export_cursor(), cursor)
+            .await?;
         Ok(())
     }
 

@@ -115,7 +115,11 @@ impl ApiError {
     /// 404 for a missing group or sweep and another tenant's alike;
     /// `what` is `group` or `sweep`.
     pub(crate) fn group_not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
     }
 
     /// 404 for a path no route serves.

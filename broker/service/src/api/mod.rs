@@ -35,8 +35,8 @@ mod jobs;
 mod logs;
 mod otlp;
 mod placement;
-mod results;
 mod rayjobs;
+mod results;
 mod sweeps;
 mod system;
 mod trace;
@@ -140,17 +140,26 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/metrics", post(otlp::receive_metrics))
         .route("/v1/jobs/{id}/placement", get(placement::job_placement))
         .route("/v1/placement/dry-run", post(placement::dry_run))
-        .route("/v1/groups", post(groups::submit_group).get(groups::list_groups))
+        .route(
+            "/v1/groups",
+            post(groups::submit_group).get(groups::list_groups),
+        )
         .route("/v1/groups/{id}", get(groups::get_group))
         .route("/v1/groups/{id}/cancel", post(groups::cancel_group))
         .route("/v1/groups/{id}/results", get(groups::group_results))
-        .route("/v1/sweeps", post(sweeps::submit_sweep).get(sweeps::list_sweeps))
+        .route(
+            "/v1/sweeps",
+            post(sweeps::submit_sweep).get(sweeps::list_sweeps),
+        )
         .route("/v1/sweeps/{id}", get(sweeps::get_sweep))
         .route("/v1/sweeps/{id}/cancel", post(sweeps::cancel_sweep))
         .route("/v1/sweeps/{id}/leaderboard.csv", get(sweeps::sweep_csv))
         .route("/v1/sweeps/{id}/plot.svg", get(sweeps::sweep_plot))
         .route("/v1/clusters", get(system::list_clusters))
-        .route("/v1/clusters/{name}/created", get(cluster_objects::list_created).delete(cluster_objects::delete_created))
+        .route(
+            "/v1/clusters/{name}/created",
+            get(cluster_objects::list_created).delete(cluster_objects::delete_created),
+        )
         .route("/v1/openapi.json", get(system::openapi_json))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

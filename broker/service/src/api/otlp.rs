@@ -127,10 +127,12 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<(Job, Encoding),
     let encoding = match essence.as_deref() {
         Some("application/x-protobuf") | Some("application/protobuf") => Encoding::Protobuf,
         Some("application/json") => Encoding::Json,
-        other => return Err(ApiError::unsupported_because(format!(
+        other => {
+            return Err(ApiError::unsupported_because(format!(
             "Content-Type '{}' is not supported: send application/x-protobuf or application/json",
             other.unwrap_or("(none)")
-        ))),
+        )))
+        }
     };
     Ok((job, encoding))
 }

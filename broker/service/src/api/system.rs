@@ -172,8 +172,7 @@ pub(crate) async fn list_clusters(
                 labels: c.labels.clone(),
                 healthy: status.is_some_and(|s| s.healthy),
                 health: status.map_or_else(Default::default, |s| s.health.breaker.state),
-                consecutive_failures: status
-                    .map_or(0, |s| s.health.breaker.consecutive_failures),
+                consecutive_failures: status.map_or(0, |s| s.health.breaker.consecutive_failures),
                 next_probe_ms: status.and_then(|s| s.health.breaker.next_probe_ms),
                 last_error: status.and_then(|s| s.health.last_error.clone()),
                 version: status.and_then(|s| s.version.clone()),

@@ -352,7 +352,13 @@ impl ClusterConfig {
     /// is filled in unless the section sets its own.
     fn read_backend(&mut self, at: &str, origin: &str, bad: &mut dyn FnMut(&str, String)) {
         if self.kind != ClusterKind::Kuberay && self.kuberay_section.is_some() {
-            bad(&format!("{at}.kuberay"), format!("only `kind: kuberay` clusters take a `kuberay:` section, this one is {:?}", self.kind));
+            bad(
+                &format!("{at}.kuberay"),
+                format!(
+                    "only `kind: kuberay` clusters take a `kuberay:` section, this one is {:?}",
+                    self.kind
+                ),
+            );
         }
         match self.kind {
             ClusterKind::Ray => {

@@ -108,22 +108,22 @@ pub fn spawn_all(
     span_export
         .into_iter()
         .chain([
-        tokio::spawn(snapshots),
-        tokio::spawn(
-            dispatcher
-                .run(shutdown.clone())
-                .instrument(tracing::info_span!("loop", name = "dispatch")),
-        ),
-        tokio::spawn(
-            groups
-                .run(shutdown.clone())
-                .instrument(tracing::info_span!("loop", name = "groups")),
-        ),
-        tokio::spawn(
-            reconciler
-                .run(shutdown)
-                .instrument(tracing::info_span!("loop", name = "reconcile")),
-        ),
-    ])
-    .collect()
+            tokio::spawn(snapshots),
+            tokio::spawn(
+                dispatcher
+                    .run(shutdown.clone())
+                    .instrument(tracing::info_span!("loop", name = "dispatch")),
+            ),
+            tokio::spawn(
+                groups
+                    .run(shutdown.clone())
+                    .instrument(tracing::info_span!("loop", name = "groups")),
+            ),
+            tokio::spawn(
+                reconciler
+                    .run(shutdown)
+                    .instrument(tracing::info_span!("loop", name = "reconcile")),
+            ),
+        ])
+        .collect()
 }
