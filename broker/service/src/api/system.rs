@@ -45,6 +45,8 @@ use crate::config::ClusterKind;
         sweeps::sweep_csv,
         sweeps::sweep_plot,
         list_clusters,
+        super::cluster_objects::list_created,
+        super::cluster_objects::delete_created,
         healthz,
         readyz,
         metrics,
