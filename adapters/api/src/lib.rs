@@ -14,6 +14,7 @@
 //! checks each adapter against this contract.
 
 mod created;
+mod runtime_env;
 
 pub use created::{CreatedObject, CreatedObjects};
 

@@ -158,26 +158,10 @@ pub fn labels(request: &SubmitRequest, origin: &str) -> BTreeMap<String, String>
 /// Ray's `runtime_env` as YAML: the spec's, with the broker's `extra_env`
 /// added to `env_vars` (the broker's values win).
 pub fn runtime_env_yaml(request: &SubmitRequest) -> Result<Option<String>, AdapterError> {
-    let env = &request.spec.runtime_env;
-    let mut out = Map::new();
-    let mut env_vars = env.env_vars.clone();
-    env_vars.extend(request.extra_env.clone());
-    if !env_vars.is_empty() {
-        out.insert("env_vars".into(), json!(env_vars));
-    }
-    if let Some(dir) = &env.working_dir {
-        out.insert("working_dir".into(), json!(dir));
-    }
-    if !env.pip.is_empty() {
-        out.insert("pip".into(), json!(env.pip));
-    }
-    if !env.py_modules.is_empty() {
-        out.insert("py_modules".into(), json!(env.py_modules));
-    }
-    if out.is_empty() {
+    let Some(env) = request.ray_runtime_env() else {
         return Ok(None);
-    }
-    serde_norway::to_string(&Value::Object(out))
+    };
+    serde_norway::to_string(&env)
         .map(Some)
         .map_err(|e| AdapterError::new(ErrorKind::Internal, format!("runtime env as YAML: {e}")))
 }

@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 
 use raybroker_adapter::{AdapterError, ErrorKind, NodeCapacity, SubmitRequest};
 use raybroker_core::{GpuModel, Quantity};
-use serde_json::{json, Map, Value};
 
 use super::{META_ATTEMPT, META_JOB_ID, META_ORIGIN, META_TENANT};
 use crate::client::SubmitBody;
@@ -145,7 +144,7 @@ pub fn submit_body(
     Ok(SubmitBody {
         entrypoint: spec.entrypoint.clone(),
         submission_id: request.submission_id.clone(),
-        runtime_env: runtime_env(request),
+        runtime_env: request.ray_runtime_env(),
         metadata,
         entrypoint_num_cpus: Some(resources.cpus.as_f64()),
         entrypoint_num_gpus: (!resources.gpus.is_zero()).then(|| resources.gpus.as_f64()),
@@ -154,34 +153,12 @@ pub fn submit_body(
     })
 }
 
-/// Ray's `runtime_env`: the spec's, with the broker's `extra_env` added to
-/// `env_vars` (the broker's values win: they carry trace context and
-/// endpoints the job must not override by accident).
-fn runtime_env(request: &SubmitRequest) -> Option<Value> {
-    let env = &request.spec.runtime_env;
-    let mut out = Map::new();
-    let mut env_vars = env.env_vars.clone();
-    env_vars.extend(request.extra_env.clone());
-    if !env_vars.is_empty() {
-        out.insert("env_vars".into(), json!(env_vars));
-    }
-    if let Some(dir) = &env.working_dir {
-        out.insert("working_dir".into(), json!(dir));
-    }
-    if !env.pip.is_empty() {
-        out.insert("pip".into(), json!(env.pip));
-    }
-    if !env.py_modules.is_empty() {
-        out.insert("py_modules".into(), json!(env.py_modules));
-    }
-    (!out.is_empty()).then_some(Value::Object(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use raybroker_adapter::NodeResources;
     use raybroker_core::{Bytes, JobId, JobSpec, Resources, TenantId};
+    use serde_json::json;
 
     fn model(name: &str) -> GpuModel {
         GpuModel::parse(name).unwrap()
