@@ -3,13 +3,15 @@
 //! head through the broker; its spans land in the broker's trace of the job
 //! (one trace id), its metrics reach the job's results both from the
 //! one-line log format and over OTLP, and the ingest refuses requests
-//! without the job's token or with bodies it cannot read.
+//! without the job's token or with bodies it cannot read. The same job runs
+//! on the test Slurm, inside the Ray cluster of its allocation.
 
 use std::time::Duration;
 
 use raybroker_core::JobState;
 use serde_json::{json, Value};
 
+use crate::support::slurm::{SLURM, SLURM_GPU_MODEL};
 use crate::support::{gpu_spec, TestEnv, HEAD_A, HEAD_B};
 
 /// The instrumented job: spans `train` > `epoch` x3 parented on the
@@ -67,6 +69,26 @@ async fn job_spans_and_metrics_join_the_broker_trace_and_results_on_both_heads()
     }
     check_ingest_refusals(&env, &on_a, HEAD_A).await;
     check_aggregates(&env).await;
+    let _ = std::fs::remove_file(&script);
+}
+
+/// The same instrumented job on the test Slurm: it runs inside the Ray
+/// cluster of its allocation, with the trace context and OTLP endpoint the
+/// broker passed through the batch script's environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_spans_and_metrics_join_the_broker_trace_and_results_on_slurm() {
+    let env = TestEnv::start_with_slurm("telemetry-slurm").await;
+    let script = std::env::temp_dir().join(format!("{}-job.py", env.origin));
+    std::fs::write(&script, JOB).expect("write the job script");
+    let entrypoint = format!("python {}", script.display());
+    let id = env.submit(&gpu_spec(&entrypoint, 1, SLURM_GPU_MODEL)).await;
+    let job = env.wait_finished(&id, Duration::from_secs(180)).await;
+    let logs = env.complete_logs(&id, Duration::from_secs(30)).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}\nlog:\n{logs}");
+    assert_eq!(job.cluster.as_deref(), Some(SLURM));
+    assert!(logs.contains("telemetry job done"), "log:\n{logs}");
+    check_trace(&env, &id, SLURM).await;
+    check_results(&env, &id, SLURM).await;
     let _ = std::fs::remove_file(&script);
 }
 
