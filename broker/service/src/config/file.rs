@@ -351,84 +351,52 @@ impl ClusterConfig {
     /// Reads the backend section that goes with `kind`; the broker's origin
     /// is filled in unless the section sets its own.
     fn read_backend(&mut self, at: &str, origin: &str, bad: &mut dyn FnMut(&str, String)) {
-        if self.kind != ClusterKind::Kuberay && self.kuberay_section.is_some() {
-            bad(
-                &format!("{at}.kuberay"),
-                format!(
-                    "only `kind: kuberay` clusters take a `kuberay:` section, this one is {:?}",
-                    self.kind
-                ),
-            );
-        }
-        match self.kind {
-            ClusterKind::Ray => {
-                let Some(mut section) = self.ray_section.clone() else {
-                    bad(&format!("{at}.ray"), "a `kind: ray` cluster needs a `ray:` section with at least `address: http://HEAD:8265`".into());
-                    return;
-                };
-                if let serde_norway::Value::Mapping(map) = &mut section {
-                    let key = serde_norway::Value::String("origin".into());
-                    if !map.contains_key(&key) {
-                        map.insert(key, serde_norway::Value::String(origin.to_string()));
-                    }
-                }
-                match serde_norway::from_value::<raybroker_ray::RayClusterConfig>(section) {
-                    Ok(config) => match config.validate() {
-                        Ok(()) => self.ray_config = Some(config),
-                        Err(err) => bad(&format!("{at}.ray"), err.to_string()),
-                    },
-                    Err(err) => bad(&format!("{at}.ray"), err.to_string()),
-                }
-            }
-            ClusterKind::Slurm => {
-                let Some(mut section) = self.slurm_section.clone() else {
-                    bad(&format!("{at}.slurm"), "a `kind: slurm` cluster needs a `slurm:` section with `address`, `user`, `auth`, `ray_bin_dir` and `jobs_dir` (see docs/slurm.md)".into());
-                    return;
-                };
-                if let serde_norway::Value::Mapping(map) = &mut section {
-                    let key = serde_norway::Value::String("origin".into());
-                    if !map.contains_key(&key) {
-                        map.insert(key, serde_norway::Value::String(origin.to_string()));
-                    }
-                }
-                match serde_norway::from_value::<raybroker_slurm::SlurmClusterConfig>(section) {
-                    Ok(config) => match config.validate() {
-                        Ok(()) => self.slurm_config = Some(config),
-                        Err(err) => bad(&format!("{at}.slurm"), err.to_string()),
-                    },
-                    Err(err) => bad(&format!("{at}.slurm"), err.to_string()),
-                }
-            }
-            ClusterKind::Kuberay => {
-                let Some(mut section) = self.kuberay_section.clone() else {
-                    bad(&format!("{at}.kuberay"), "a `kind: kuberay` cluster needs a `kuberay:` section with at least `namespace` and a `template` (see docs/kuberay.md)".into());
-                    return;
-                };
-                if let serde_norway::Value::Mapping(map) = &mut section {
-                    let key = serde_norway::Value::String("origin".into());
-                    if !map.contains_key(&key) {
-                        map.insert(key, serde_norway::Value::String(origin.to_string()));
-                    }
-                }
-                match serde_norway::from_value::<raybroker_kuberay::KubeRayClusterConfig>(section) {
-                    Ok(config) => match config.validate() {
-                        Ok(()) => self.kuberay_config = Some(config),
-                        Err(err) => bad(&format!("{at}.kuberay.{}", err.field), err.message),
-                    },
-                    Err(err) => bad(&format!("{at}.kuberay"), err.to_string()),
-                }
-            }
-            other => {
-                if self.ray_section.is_some() {
-                    bad(&format!("{at}.ray"), format!("only `kind: ray` clusters take a `ray:` section, this one is {other:?}"));
-                }
+        let sections = [
+            (ClusterKind::Ray, "ray", self.ray_section.is_some()),
+            (ClusterKind::Slurm, "slurm", self.slurm_section.is_some()),
+            (
+                ClusterKind::Kuberay,
+                "kuberay",
+                self.kuberay_section.is_some(),
+            ),
+        ];
+        for (kind, name, present) in sections {
+            if present && kind != self.kind {
                 bad(
-                    &format!("{at}.kind"),
+                    &format!("{at}.{name}"),
                     format!(
-                        "{other:?} clusters are not supported by this version yet; use `kind: ray`"
+                        "only `kind: {name}` clusters take a `{name}:` section, this one is `kind: {}`",
+                        format!("{:?}", self.kind).to_lowercase()
                     ),
                 );
             }
+        }
+        match self.kind {
+            ClusterKind::Ray => {
+                let needs = "a `kind: ray` cluster needs a `ray:` section with at least `address: http://HEAD:8265`";
+                let section = with_origin(&self.ray_section, origin);
+                self.ray_config = read_section(section, &format!("{at}.ray"), needs, bad, |c: &raybroker_ray::RayClusterConfig| {
+                    c.validate().map_err(|e| (String::new(), e.to_string()))
+                });
+            }
+            ClusterKind::Slurm => {
+                let needs = "a `kind: slurm` cluster needs a `slurm:` section with `address`, `user`, `auth`, `ray_bin_dir` and `jobs_dir` (see docs/slurm.md)";
+                let section = with_origin(&self.slurm_section, origin);
+                self.slurm_config = read_section(section, &format!("{at}.slurm"), needs, bad, |c: &raybroker_slurm::SlurmClusterConfig| {
+                    c.validate().map_err(|e| (String::new(), e.to_string()))
+                });
+            }
+            ClusterKind::Kuberay => {
+                let needs = "a `kind: kuberay` cluster needs a `kuberay:` section with at least `namespace` and a `template` (see docs/kuberay.md)";
+                let section = with_origin(&self.kuberay_section, origin);
+                self.kuberay_config = read_section(section, &format!("{at}.kuberay"), needs, bad, |c: &raybroker_kuberay::KubeRayClusterConfig| {
+                    c.validate().map_err(|e| (format!(".{}", e.field), e.message))
+                });
+            }
+            ClusterKind::Simulated => bad(
+                &format!("{at}.kind"),
+                "simulated clusters exist only in tests and the replay; use `kind: ray`, `kuberay` or `slurm`".into(),
+            ),
         }
     }
 }
@@ -539,5 +507,45 @@ pub(super) fn default_max_body_bytes() -> Bytes {
 fn default_api() -> ApiSettings {
     ApiSettings {
         max_body_bytes: default_max_body_bytes(),
+    }
+}
+
+/// A backend section with the broker's origin filled in unless it sets its own.
+fn with_origin(section: &Option<serde_norway::Value>, origin: &str) -> Option<serde_norway::Value> {
+    let mut section = section.clone()?;
+    if let serde_norway::Value::Mapping(map) = &mut section {
+        let key = serde_norway::Value::String("origin".into());
+        if !map.contains_key(&key) {
+            map.insert(key, serde_norway::Value::String(origin.to_string()));
+        }
+    }
+    Some(section)
+}
+
+/// Reads and checks one backend section; a problem is reported under `at`
+/// (plus the sub-field the check names) and gives `None`.
+fn read_section<T: serde::de::DeserializeOwned>(
+    section: Option<serde_norway::Value>,
+    at: &str,
+    needs: &str,
+    bad: &mut dyn FnMut(&str, String),
+    check: impl Fn(&T) -> Result<(), (String, String)>,
+) -> Option<T> {
+    let Some(section) = section else {
+        bad(at, needs.to_string());
+        return None;
+    };
+    match serde_norway::from_value::<T>(section) {
+        Ok(config) => match check(&config) {
+            Ok(()) => Some(config),
+            Err((field, message)) => {
+                bad(&format!("{at}{field}"), message);
+                None
+            }
+        },
+        Err(err) => {
+            bad(at, err.to_string());
+            None
+        }
     }
 }

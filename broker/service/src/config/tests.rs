@@ -153,11 +153,16 @@ fn cluster_backends_are_read_and_checked() {
         "gpu_model_resource: custom, colour: red",
     );
     assert_eq!(invalid_fields(&unknown), ["clusters[1].ray"]);
+    // A Slurm cluster needs its own section, and a Ray section is refused there.
     let slurm = example().replace("kind: ray\n    tier: 1", "kind: slurm\n    tier: 1");
-    let fields = invalid_fields(&slurm);
-    assert!(
-        fields.contains(&"clusters[1].kind".to_string()),
-        "{fields:?}"
+    assert_eq!(
+        invalid_fields(&slurm),
+        ["clusters[1].ray", "clusters[1].slurm"]
+    );
+    let simulated = example().replace("kind: ray\n    tier: 1", "kind: simulated\n    tier: 1");
+    assert_eq!(
+        invalid_fields(&simulated),
+        ["clusters[1].ray", "clusters[1].kind"]
     );
 }
 
