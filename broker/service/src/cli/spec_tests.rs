@@ -270,8 +270,8 @@ fn every_bad_flag_is_reported_at_once() {
         "--env 'NOVALUE': expected KEY=VALUE; write e.g. --env WANDB_MODE=offline"
     );
     let summary = flag_errors(errors);
-    assert_eq!(summary.message, "14 problems with the flags:");
-    assert_eq!(summary.details.len(), 14);
+    assert_eq!(summary.message, "15 problems with the flags:");
+    assert_eq!(summary.details.len(), 15);
 }
 
 #[test]
