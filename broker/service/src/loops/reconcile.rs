@@ -32,8 +32,6 @@ pub struct ReconcileSettings {
     pub lost_grace: Duration,
     /// Pause between garbage collections of orphaned remote jobs.
     pub gc_every: Duration,
-    /// Longest wait for one adapter call.
-    pub call_timeout: Duration,
     /// Jobs reconciled at once.
     pub concurrency: usize,
     /// Retries, backoff and failover per failure class.
@@ -46,7 +44,6 @@ impl Default for ReconcileSettings {
             tick: Duration::from_millis(500),
             lost_grace: Duration::from_secs(30),
             gc_every: Duration::from_secs(15),
-            call_timeout: Duration::from_secs(10),
             concurrency: 16,
             retry: RetryPolicy::default(),
         }
