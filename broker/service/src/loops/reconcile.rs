@@ -14,13 +14,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use raybroker_adapter::{RemoteState, RemoteStatus};
-use raybroker_core::{Attempt, FailureClass, Job, JobId, JobState};
-use raybroker_queue::{AttemptEnd, JobQueue, QueueError};
+use raybroker_adapter::RemoteState;
+use raybroker_core::{Job, JobId, JobState};
+use raybroker_queue::{JobQueue, QueueError};
 use tracing::Instrument as _;
 
-use super::retry::{classify, Decision, Outcome, RetryPolicy};
+use super::retry::{Outcome, RetryPolicy};
 use crate::clusters::ClusterRegistry;
+
+mod attempt_end;
+mod gc;
+mod time_limit;
+
+use time_limit::over_time_limit;
 
 /// How the reconcile loop behaves.
 #[derive(Clone, Debug)]
@@ -97,31 +103,6 @@ impl Reconciler {
             }
         }
         let _ = collector.await;
-    }
-
-    /// Collects garbage every `gc_every` until `shutdown` turns true. The
-    /// first collection comes one `gc_every` after start, not at start: a
-    /// broker restarted again and again (a crash loop) would otherwise list
-    /// and clean every cluster on each start, whatever `gc_every` says. A
-    /// collection cut short by shutdown is harmless: every step is idempotent.
-    async fn collect_garbage_every(
-        self: Arc<Self>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => break,
-                _ = tokio::time::sleep(self.settings.gc_every) => {}
-            }
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => break,
-                result = self.collect_garbage() => {
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "garbage collection failed");
-                    }
-                }
-            }
-        }
     }
 
     /// One pass over every job on a cluster, then over pending cancels.
@@ -281,209 +262,6 @@ impl Reconciler {
         }
     }
 
-    /// Stops an attempt that ran out of time and ends it with class
-    /// `time_limit` (retried only when the job's policy says so). The stop
-    /// is best effort: garbage collection stops the remote job if it outlives
-    /// this call, as it no longer belongs to a current attempt.
-    async fn time_limit_exceeded(
-        &self,
-        job: &Job,
-        attempt: &Attempt,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        let cluster = attempt.cluster.as_str();
-        let sid = attempt.submission_id.clone();
-        let stopped = self
-            .clusters
-            .call(cluster, "cancel", now_ms, |a| async move {
-                a.cancel(&sid).await
-            })
-            .await;
-        let limit = job
-            .spec
-            .time_limit
-            .map(|d| humantime::format_duration(d).to_string())
-            .unwrap_or_default();
-        let mut detail = format!("timed out: ran past its time limit of {limit} on {cluster}");
-        if let Err(err) = stopped {
-            detail.push_str(&format!(" (stop not confirmed yet: {err})"));
-        }
-        self.attempt_failed(job, cluster, Outcome::TimeLimit, None, &detail, now_ms)
-            .await
-    }
-
-    /// Counts an unknown or unreachable attempt as failed once the grace
-    /// runs out.
-    async fn maybe_lost(
-        &self,
-        job: &Job,
-        cluster: &str,
-        outcome: Outcome<'_>,
-        why: &str,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        let since = *self
-            .missing_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((job.id.clone(), job.attempt))
-            .or_insert(now_ms);
-        if now_ms.saturating_sub(since) < self.settings.lost_grace.as_millis() as u64 {
-            return Ok(());
-        }
-        if job.cancel_requested {
-            return self
-                .cancelled(job, &format!("cancelled; {why}"), None, now_ms)
-                .await;
-        }
-        let detail = format!("{why} for {}s", (now_ms - since) / 1000);
-        self.attempt_failed(job, cluster, outcome, None, &detail, now_ms)
-            .await
-    }
-
-    /// The job's cancel took effect.
-    async fn cancelled(
-        &self,
-        job: &Job,
-        reason: &str,
-        exit: Option<i32>,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        // The final reason also says why the cancel was asked for (a user,
-        // a group cancel, a sweep's early stopping), not only where it ended.
-        let asked = job
-            .history
-            .iter()
-            .rev()
-            .find_map(|t| t.reason.strip_prefix("cancel requested: "));
-        let reason = match asked {
-            Some(why) => format!("{reason}: {why}"),
-            None => reason.to_string(),
-        };
-        self.end(
-            job,
-            JobState::Cancelled,
-            &reason,
-            exit,
-            Some(FailureClass::Cancelled),
-            None,
-            now_ms,
-        )
-        .await
-    }
-
-    /// The current attempt ended badly: classify it, then retry it or end
-    /// the job as the retry policy says.
-    async fn attempt_failed(
-        &self,
-        job: &Job,
-        cluster: &str,
-        outcome: Outcome<'_>,
-        exit: Option<i32>,
-        detail: &str,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        self.missing_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(job.id.clone(), job.attempt));
-        let class = classify(&outcome);
-        let metrics = self.clusters.metrics();
-        metrics.failure(class, cluster);
-        let n = job.attempt;
-        match self.settings.retry.decide(job, class, cluster, now_ms) {
-            Decision::Retry {
-                used,
-                allowed,
-                failover,
-            } => {
-                let mut reason = format!(
-                    "attempt {n} failed ({class}): {detail}; retrying (retry {used} of {allowed}"
-                );
-                if !failover.excluded_clusters.is_empty() {
-                    reason.push_str(&format!(
-                        ", avoiding {}",
-                        failover.excluded_clusters.join(", ")
-                    ));
-                }
-                let wait_ms = failover
-                    .not_before_ms
-                    .map_or(0, |at| at.saturating_sub(now_ms));
-                if wait_ms > 0 {
-                    reason.push_str(&format!(", after {}s", wait_ms.div_ceil(1000)));
-                }
-                reason.push(')');
-                metrics.retry(class);
-                self.end(
-                    job,
-                    JobState::Queued,
-                    &reason,
-                    exit,
-                    Some(class),
-                    Some(&failover),
-                    now_ms,
-                )
-                .await
-            }
-            Decision::GiveUp { allowed } => {
-                let why_not = if allowed == 0 {
-                    format!("{class} is not retried")
-                } else {
-                    format!("no retries left ({allowed} used)")
-                };
-                let (to, reason) = if class == FailureClass::Cancelled {
-                    (JobState::Cancelled, detail.to_string())
-                } else {
-                    (
-                        JobState::Failed,
-                        format!("attempt {n} failed ({class}): {detail}; {why_not}"),
-                    )
-                };
-                self.end(job, to, &reason, exit, Some(class), None, now_ms)
-                    .await
-            }
-        }
-    }
-
-    async fn update(
-        &self,
-        job: &Job,
-        to: JobState,
-        reason: &str,
-        exit: Option<i32>,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        self.end(job, to, reason, exit, None, None, now_ms).await
-    }
-
-    /// Moves the current attempt; refused by the queue when the attempt was
-    /// superseded meanwhile (fencing).
-    #[allow(clippy::too_many_arguments)]
-    async fn end(
-        &self,
-        job: &Job,
-        to: JobState,
-        reason: &str,
-        exit: Option<i32>,
-        failure: Option<FailureClass>,
-        failover: Option<&raybroker_core::Failover>,
-        now_ms: u64,
-    ) -> Result<(), QueueError> {
-        let change = AttemptEnd {
-            to,
-            reason,
-            exit_code: exit,
-            failure,
-            failover,
-        };
-        let ended = self
-            .queue
-            .end_attempt(&job.id, job.attempt, &change, now_ms)
-            .await?;
-        tracing::info!(job = %job.id, attempt = job.attempt, from = %job.state, to = %ended, failure = failure.map(FailureClass::as_str), reason, "job changed on cluster");
-        Ok(())
-    }
-
     /// Fetches the attempt's new log text and keeps it in the broker.
     async fn keep_logs(
         &self,
@@ -522,86 +300,4 @@ impl Reconciler {
         }
         Ok(())
     }
-
-    /// Stops remote jobs this broker created that no current attempt owns (a
-    /// superseded attempt, a finished or vanished job) and removes finished
-    /// ones whose job is finished.
-    /// A cluster that is down is skipped (the call is refused without being
-    /// made); the first collection after it comes back stops what it still
-    /// runs for superseded attempts.
-    pub async fn collect_garbage(&self) -> Result<(), QueueError> {
-        let now_ms = super::now_ms();
-        let names: Vec<String> = self
-            .clusters
-            .adapters()
-            .map(|(n, _)| n.to_string())
-            .collect();
-        for name in &names {
-            let name = name.as_str();
-            let Ok(owned) = self
-                .clusters
-                .call(name, "list_owned", now_ms, |a| async move {
-                    a.list_owned().await
-                })
-                .await
-            else {
-                continue;
-            };
-            for remote in owned {
-                let job = match &remote.job_id {
-                    Some(id) => self.queue.get(id).await?,
-                    None => None,
-                };
-                let current = job.as_ref().is_some_and(|j| {
-                    !j.state.is_terminal()
-                        && remote.attempt == Some(j.attempt)
-                        && j.attempts.last().is_some_and(|a| a.cluster == name)
-                });
-                if current {
-                    continue;
-                }
-                if !remote.state.is_final() {
-                    tracing::info!(cluster = name, submission = %remote.submission_id, "stopping an orphaned remote job");
-                    let sid = remote.submission_id.clone();
-                    let _ = self
-                        .clusters
-                        .call(
-                            name,
-                            "cancel",
-                            now_ms,
-                            |a| async move { a.cancel(&sid).await },
-                        )
-                        .await;
-                } else if job
-                    .as_ref()
-                    .is_none_or(|j| j.state.is_terminal() || remote.attempt != Some(j.attempt))
-                {
-                    let sid = remote.submission_id.clone();
-                    let _ = self
-                        .clusters
-                        .call(
-                            name,
-                            "cleanup",
-                            now_ms,
-                            |a| async move { a.cleanup(&sid).await },
-                        )
-                        .await;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// True when the attempt has run longer than the job's time limit: counted
-/// from the cluster's start time when it reports one, else from the submit.
-fn over_time_limit(job: &Job, attempt: &Attempt, status: &RemoteStatus, now_ms: u64) -> bool {
-    let Some(limit) = job.spec.time_limit else {
-        return false;
-    };
-    let since = status
-        .started_at_ms
-        .or(attempt.submitted_at_ms)
-        .unwrap_or(attempt.created_at_ms);
-    now_ms.saturating_sub(since) > limit.as_millis() as u64
 }
