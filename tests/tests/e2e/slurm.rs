@@ -21,17 +21,31 @@ const SHOW_GPUS_IN_RAY: &str = "python -c \"import os, ray; ray.init(); \
     print('CUDA_VISIBLE_DEVICES=' + os.environ['CUDA_VISIBLE_DEVICES']); \
     print('ray_gpus=%d' % ray.cluster_resources().get('GPU', 0))\"";
 
-/// The Slurm job id of a broker job's first attempt.
+/// The Slurm job id of a broker job's first attempt. The broker records the
+/// attempt before the adapter's submit returns, so the id is polled for
+/// (bounded) rather than read once.
 async fn slurm_job_id(env: &TestEnv, id: &str) -> u64 {
-    let job = env.job(id).await;
-    let attempt = job.attempts.first().expect("an attempt");
-    env.slurm()
-        .job_dir(&attempt.submission_id)
-        .expect("a job dir")
-        .slurm_job_id()
-        .await
-        .expect("read the job dir")
-        .expect("the submit recorded slurm's job id")
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = env.job(id).await;
+        if let Some(attempt) = job.attempts.first() {
+            let recorded = env
+                .slurm()
+                .job_dir(&attempt.submission_id)
+                .expect("a job dir")
+                .slurm_job_id()
+                .await
+                .expect("read the job dir");
+            if let Some(slurm_id) = recorded {
+                return slurm_id;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the submit never recorded slurm's job id: {job:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,9 +168,10 @@ async fn slurm_cancel_of_just_submitted_and_running_jobs_leaves_no_ray_process()
             !job.attempts.is_empty() || job.state.is_terminal()
         })
         .await;
+    // On Slurm: the submit has recorded Slurm's job id.
+    let early_tmp = format!("/tmp/rb-slurm-{}/", slurm_job_id(&env, &early).await);
     env.cancel(&early).await;
     let submission_id = job.attempts[0].submission_id.clone();
-    let early_tmp = format!("/tmp/rb-slurm-{}/", slurm_job_id(&env, &early).await);
     let job = env.wait_finished(&early, FINISH).await;
     assert_eq!(job.state, JobState::Cancelled, "{job:#?}");
     let slurm = env.slurm();
