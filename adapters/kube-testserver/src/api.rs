@@ -1,19 +1,23 @@
 //! The HTTP side: the paths, verbs, status codes and `Status` bodies of the
-//! Kubernetes API that the KubeRay adapter uses.
+//! Kubernetes API that the KubeRay adapter uses; the writing verbs are in
+//! [`write`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::store::{field_matches, Resource, Selector, WriteError};
+use crate::store::{field_matches, Resource, Selector};
+
+mod write;
+
 use crate::Shared;
+use write::{create_core, create_ray, delete_core, delete_ray, patch_ray};
 
 /// A `Status` failure response.
 pub fn status(code: StatusCode, reason: &str, message: String, details: Option<Value>) -> Response {
@@ -169,21 +173,6 @@ async fn get_core(
     }
 }
 
-async fn create_core(
-    State(shared): State<Arc<Shared>>,
-    Path(ns): Path<String>,
-    body: Bytes,
-) -> Response {
-    create(&shared, Resource::Secret, &ns, &body)
-}
-
-async fn delete_core(
-    State(shared): State<Arc<Shared>>,
-    Path((ns, name)): Path<(String, String)>,
-) -> Response {
-    delete(&shared, Resource::Secret, &ns, &name)
-}
-
 async fn pod_log(
     State(shared): State<Arc<Shared>>,
     Path((ns, name)): Path<(String, String)>,
@@ -231,180 +220,5 @@ async fn get_ray(
     match shared.store.get(resource, &ns, &name) {
         Some(object) => Json(object).into_response(),
         None => not_found(resource, &name),
-    }
-}
-
-/// 400 for unknown fields (strict field validation), else 422 with causes.
-pub fn invalid(resource: Resource, name: &str, causes: &[crate::schema::Cause]) -> Response {
-    let (_, kind) = resource.type_meta();
-    let list: Vec<String> = causes
-        .iter()
-        .map(|c| format!("{}: {}", c.field, c.message))
-        .collect();
-    if causes.iter().any(|c| c.unknown_field) {
-        let unknown: Vec<String> = causes
-            .iter()
-            .filter(|c| c.unknown_field)
-            .map(|c| format!("unknown field \"{}\"", c.field))
-            .collect();
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("strict decoding error: {}", unknown.join(", ")),
-            None,
-        );
-    }
-    let details = json!({
-        "name": name, "group": "ray.io", "kind": kind,
-        "causes": causes.iter().map(|c| json!({
-            "reason": "FieldValueInvalid", "message": c.message, "field": c.field,
-        })).collect::<Vec<_>>(),
-    });
-    status(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "Invalid",
-        format!("{kind}.ray.io \"{name}\" is invalid: {}", list.join(", ")),
-        Some(details),
-    )
-}
-
-fn create(shared: &Arc<Shared>, resource: Resource, ns: &str, body: &[u8]) -> Response {
-    let mut object: Value = match serde_json::from_slice(body) {
-        Ok(value @ Value::Object(_)) => value,
-        _ => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "the body is not a JSON object".into(),
-                None,
-            )
-        }
-    };
-    let name = object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if let Some(body_ns) = object["metadata"]["namespace"].as_str() {
-        if body_ns != ns {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "the namespace of the provided object does not match the namespace sent on the request".into(),
-                None,
-            );
-        }
-    }
-    // Clients may not set status on create; the API server drops it.
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
-    let causes = shared.validate(resource, &object);
-    if !causes.is_empty() {
-        return invalid(resource, &name, &causes);
-    }
-    match shared.store.create(resource, ns, object) {
-        Ok(created) => {
-            if resource == Resource::RayJob {
-                crate::operator::spawn(shared.clone(), ns.to_string(), name);
-            }
-            (StatusCode::CREATED, Json(created)).into_response()
-        }
-        Err(_) => status(
-            StatusCode::CONFLICT,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", resource.qualified()),
-            Some(json!({"name": name, "kind": resource.qualified()})),
-        ),
-    }
-}
-
-async fn create_ray(
-    State(shared): State<Arc<Shared>>,
-    Path((ns, plural)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    match ray_resource(&plural) {
-        Some(resource) => create(&shared, resource, &ns, &body),
-        None => unknown_plural(&plural),
-    }
-}
-
-fn delete(shared: &Shared, resource: Resource, ns: &str, name: &str) -> Response {
-    match shared.store.delete(resource, ns, name) {
-        Ok(object) => Json(object).into_response(),
-        Err(WriteError::NotFound | WriteError::AlreadyExists) => not_found(resource, name),
-    }
-}
-
-async fn delete_ray(
-    State(shared): State<Arc<Shared>>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-) -> Response {
-    match ray_resource(&plural) {
-        Some(resource) => delete(&shared, resource, &ns, &name),
-        None => unknown_plural(&plural),
-    }
-}
-
-/// RFC 7386 JSON merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
-async fn patch_ray(
-    State(shared): State<Arc<Shared>>,
-    Path((ns, plural, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(resource) = ray_resource(&plural) else {
-        return unknown_plural(&plural);
-    };
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type != "application/merge-patch+json" {
-        return status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
-            format!("the test server takes merge patches only, not {content_type:?}"),
-            None,
-        );
-    }
-    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the patch is not JSON".into(),
-            None,
-        );
-    };
-    let Some(mut object) = shared.store.get(resource, &ns, &name) else {
-        return not_found(resource, &name);
-    };
-    merge(&mut object, &patch);
-    let causes = shared.validate(resource, &object);
-    if !causes.is_empty() {
-        return invalid(resource, &name, &causes);
-    }
-    let spec = object["spec"].clone();
-    match shared
-        .store
-        .update(resource, &ns, &name, |stored| stored["spec"] = spec)
-    {
-        Ok(updated) => Json(updated).into_response(),
-        Err(_) => not_found(resource, &name),
     }
 }

@@ -15,14 +15,15 @@
 //!   submit` does.
 //! - `shutdownAfterJobFinishes` deletes the cluster `ttlSecondsAfterFinished`
 //!   after the end; `activeDeadlineSeconds` stops the job and fails the RayJob.
-//! - Deleting the RayJob stops the Ray job (KubeRay's finalizer does so).
+//! - Deleting the RayJob stops the Ray job (KubeRay's finalizer does so),
+//!   also while another finalizer keeps the object.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::store::{now_rfc3339, Resource};
+use crate::store::{now_rfc3339, Propagation, Resource};
 use crate::Shared;
 
 /// Annotation on a submitter pod naming the Ray job whose log it serves.
@@ -283,8 +284,13 @@ async fn run(shared: &Arc<Shared>, ns: &str, name: &str) -> Result<(), String> {
         .map(Duration::from_secs);
     loop {
         tokio::time::sleep(POLL).await;
-        let Some(current) = shared.store.get(Resource::RayJob, ns, name) else {
-            // Deleted: KubeRay's finalizer stops the job.
+        let current = shared
+            .store
+            .get(Resource::RayJob, ns, name)
+            .filter(|job| job["metadata"]["deletionTimestamp"].is_null());
+        let Some(current) = current else {
+            // Deleted, or being deleted (another finalizer holds it):
+            // KubeRay's finalizer stops the job.
             let _ = shared.ray.stop(&ray_id).await;
             return Ok(());
         };
@@ -297,7 +303,12 @@ async fn run(shared: &Arc<Shared>, ns: &str, name: &str) -> Result<(), String> {
             )?;
             let _ = shared.ray.stop(&ray_id).await;
             if !cluster_name.is_empty() && spec["rayClusterSpec"].is_object() {
-                let _ = shared.store.delete(Resource::RayCluster, ns, &cluster_name);
+                let _ = shared.store.delete(
+                    Resource::RayCluster,
+                    ns,
+                    &cluster_name,
+                    Propagation::Background,
+                );
             }
             return set_status(
                 shared,
@@ -361,7 +372,12 @@ async fn run(shared: &Arc<Shared>, ns: &str, name: &str) -> Result<(), String> {
     if spec["shutdownAfterJobFinishes"] == json!(true) && !cluster_name.is_empty() {
         let ttl = spec["ttlSecondsAfterFinished"].as_u64().unwrap_or(0);
         tokio::time::sleep(Duration::from_secs(ttl)).await;
-        let _ = shared.store.delete(Resource::RayCluster, ns, &cluster_name);
+        let _ = shared.store.delete(
+            Resource::RayCluster,
+            ns,
+            &cluster_name,
+            Propagation::Background,
+        );
     }
     Ok(())
 }

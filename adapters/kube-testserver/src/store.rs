@@ -1,7 +1,8 @@
 //! The test server's object store: every object as JSON, keyed by resource,
 //! namespace and name, with the API server's bookkeeping (uid,
-//! resourceVersion, creationTimestamp), label and field selectors, and
-//! garbage collection of owned objects when their owner is deleted.
+//! resourceVersion, creationTimestamp), label and field selectors,
+//! finalizers, and garbage collection of owned objects when their owner is
+//! deleted.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -136,7 +137,9 @@ impl Store {
             .cloned()
     }
 
-    /// Changes an object in place with `change`; the result gets a new resourceVersion.
+    /// Changes an object in place with `change`; the result gets a new
+    /// resourceVersion. An object being deleted whose last finalizer the
+    /// change removes is gone afterwards (with what it owns).
     pub fn update(
         &self,
         resource: Resource,
@@ -147,13 +150,16 @@ impl Store {
         let mut inner = lock(self);
         inner.version += 1;
         let version = inner.version;
-        let object = inner
-            .objects
-            .get_mut(&(resource, namespace.to_string(), name.to_string()))
-            .ok_or(WriteError::NotFound)?;
+        let key = (resource, namespace.to_string(), name.to_string());
+        let object = inner.objects.get_mut(&key).ok_or(WriteError::NotFound)?;
         change(object);
         object["metadata"]["resourceVersion"] = json!(version.to_string());
-        Ok(object.clone())
+        let updated = object.clone();
+        if !updated["metadata"]["deletionTimestamp"].is_null() && !has_finalizers(&updated) {
+            inner.objects.remove(&key);
+            inner.collect_owned_by(updated["metadata"]["uid"].clone());
+        }
+        Ok(updated)
     }
 
     /// Objects of `resource` in `namespace` (all namespaces when `None`), by name.
@@ -171,23 +177,64 @@ impl Store {
         lock(self).version
     }
 
-    /// Deletes an object and, recursively, everything it owns
-    /// (`ownerReferences`), as the garbage collector does. Returns the object.
+    /// Deletes an object as the API server does. Without `metadata.finalizers`
+    /// it goes at once, and the garbage collector takes, recursively,
+    /// everything it owns (`ownerReferences`). With finalizers it only gets a
+    /// `deletionTimestamp` and stays until an update empties them;
+    /// [`Propagation::Foreground`] then collects what it owns right away,
+    /// [`Propagation::Background`] only once it is gone. Returns the object.
     pub fn delete(
         &self,
         resource: Resource,
         namespace: &str,
         name: &str,
+        propagation: Propagation,
     ) -> Result<Value, WriteError> {
         let mut inner = lock(self);
-        let removed = inner
-            .objects
-            .remove(&(resource, namespace.to_string(), name.to_string()))
-            .ok_or(WriteError::NotFound)?;
+        let key = (resource, namespace.to_string(), name.to_string());
         inner.version += 1;
-        let mut owners = vec![removed["metadata"]["uid"].clone()];
+        let version = inner.version;
+        let object = inner.objects.get_mut(&key).ok_or(WriteError::NotFound)?;
+        if has_finalizers(object) {
+            let metadata = &mut object["metadata"];
+            if metadata["deletionTimestamp"].is_null() {
+                metadata["deletionTimestamp"] = json!(now_rfc3339());
+            }
+            metadata["resourceVersion"] = json!(version.to_string());
+            let kept = object.clone();
+            if propagation == Propagation::Foreground {
+                inner.collect_owned_by(kept["metadata"]["uid"].clone());
+            }
+            return Ok(kept);
+        }
+        let removed = inner.objects.remove(&key).ok_or(WriteError::NotFound)?;
+        inner.collect_owned_by(removed["metadata"]["uid"].clone());
+        Ok(removed)
+    }
+}
+
+/// When the garbage collector removes what a deleted object owns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Once the owner is gone (the default for custom resources).
+    #[default]
+    Background,
+    /// Before the owner goes: right when its deletion starts.
+    Foreground,
+}
+
+fn has_finalizers(object: &Value) -> bool {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+}
+
+impl Inner {
+    /// Removes, recursively, every object owned by `uid`.
+    fn collect_owned_by(&mut self, uid: Value) {
+        let mut owners = vec![uid];
         while let Some(uid) = owners.pop() {
-            let owned: Vec<Key> = inner
+            let owned: Vec<Key> = self
                 .objects
                 .iter()
                 .filter(|(_, o)| {
@@ -198,12 +245,11 @@ impl Store {
                 .map(|(key, _)| key.clone())
                 .collect();
             for key in owned {
-                if let Some(object) = inner.objects.remove(&key) {
+                if let Some(object) = self.objects.remove(&key) {
                     owners.push(object["metadata"]["uid"].clone());
                 }
             }
         }
-        Ok(removed)
     }
 }
 
@@ -322,70 +368,4 @@ pub fn field_matches(selector: &str, object: &Value) -> Result<bool, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors_follow_kubernetes_syntax() {
-        let labels = json!({"raybroker.io/origin": "a", "tier": "gpu"});
-        let yes = [
-            "raybroker.io/origin=a",
-            "tier,!missing",
-            "tier in (cpu, gpu)",
-            "tier notin (cpu)",
-            "tier!=cpu",
-            "",
-        ];
-        for text in yes {
-            assert!(Selector::parse(text).unwrap().matches(&labels), "{text}");
-        }
-        let no = ["raybroker.io/origin=b", "missing", "tier in (cpu)", "!tier"];
-        for text in no {
-            assert!(!Selector::parse(text).unwrap().matches(&labels), "{text}");
-        }
-        assert!(Selector::parse("a in b").is_err());
-    }
-
-    #[test]
-    fn field_selectors_cover_pod_fields() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
-        assert!(field_matches("spec.nodeName!=,status.phase!=Succeeded", &pod).unwrap());
-        assert!(!field_matches("status.phase=Pending", &pod).unwrap());
-        assert!(field_matches("spec.schedulerName=x", &pod).is_err());
-    }
-
-    #[test]
-    fn deleting_an_owner_collects_what_it_owns() {
-        let store = Store::default();
-        let job = store
-            .create(Resource::RayJob, "ns", json!({"metadata": {"name": "j"}}))
-            .unwrap();
-        let owner = |o: &Value| json!([{"uid": o["metadata"]["uid"].clone()}]);
-        let cluster = store
-            .create(
-                Resource::RayCluster,
-                "ns",
-                json!({"metadata": {"name": "c", "ownerReferences": owner(&job)}}),
-            )
-            .unwrap();
-        store
-            .create(
-                Resource::Pod,
-                "ns",
-                json!({"metadata": {"name": "p", "ownerReferences": owner(&cluster)}}),
-            )
-            .unwrap();
-        store
-            .create(Resource::Pod, "ns", json!({"metadata": {"name": "other"}}))
-            .unwrap();
-        assert_eq!(
-            store.create(Resource::RayJob, "ns", json!({"metadata": {"name": "j"}})),
-            Err(WriteError::AlreadyExists)
-        );
-        store.delete(Resource::RayJob, "ns", "j").unwrap();
-        assert!(store.list(Resource::RayCluster, None).is_empty());
-        let pods = store.list(Resource::Pod, Some("ns"));
-        assert_eq!(pods.len(), 1);
-        assert_eq!(pods[0]["metadata"]["name"], "other");
-    }
-}
+mod tests;

@@ -186,3 +186,96 @@ async fn an_unreachable_ray_head_fails_the_rayjob_with_submission_failed() {
     assert!(status["endTime"].is_string());
     assert_eq!(server.own_violations(), Vec::<String>::new());
 }
+
+async fn merge_patch(server: &TestServer, path: &str, patch: Value) -> (StatusCode, Value) {
+    let response = Client::new()
+        .patch(format!("{}{path}", server.url()))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/merge-patch+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn finalizers_hold_a_deleted_rayjob_and_stale_patches_conflict() {
+    let server = server().await;
+    let path = format!("{JOBS}/held");
+    call(&server, Method::POST, JOBS, Some(rayjob("held", "x"))).await;
+    // Once the operator is done with it (no Ray head: submission fails), the
+    // resourceVersion read here stays current.
+    let started = Instant::now();
+    let version = loop {
+        let (_, job) = call(&server, Method::GET, &path, None).await;
+        if job["status"]["jobDeploymentStatus"] == "Failed" {
+            break job["metadata"]["resourceVersion"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A patch naming the current resourceVersion applies; metadata changes too.
+    let (status, patched) = merge_patch(
+        &server,
+        &path,
+        json!({"metadata": {"resourceVersion": version, "finalizers": ["example.com/hold"],
+            "annotations": {"example.com/note": "kept"}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["metadata"]["finalizers"],
+        json!(["example.com/hold"])
+    );
+    assert_eq!(
+        patched["metadata"]["annotations"]["example.com/note"],
+        "kept"
+    );
+    // The same (now stale) resourceVersion is a conflict.
+    let (status, body) = merge_patch(
+        &server,
+        &path,
+        json!({"metadata": {"resourceVersion": version, "finalizers": []}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["reason"], "Conflict");
+
+    // Delete (foreground): the finalizer keeps the object, now terminating.
+    let (status, deleting) = call(
+        &server,
+        Method::DELETE,
+        &path,
+        Some(json!({"propagationPolicy": "Foreground"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleting}");
+    let (status, job) = call(&server, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(job["metadata"]["deletionTimestamp"].is_string(), "{job}");
+    assert_eq!(job["metadata"]["annotations"]["example.com/note"], "kept");
+    // No new finalizer once it is being deleted.
+    let (status, body) = merge_patch(
+        &server,
+        &path,
+        json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Removing the last finalizer lets it go.
+    let (status, _) = merge_patch(&server, &path, json!({"metadata": {"finalizers": null}})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&server, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &path,
+        Some(json!({"propagationPolicy": "Orphan"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "orphaning is not done");
+}
