@@ -3,33 +3,35 @@
 //! - Submit is idempotent: the RayJob's name is derived from the submission
 //!   id, so a replay meets `409 AlreadyExists` and adopts the object (after
 //!   checking its annotation names the same id).
-//! - Cancel deletes the RayJob (KubeRay tears its cluster down with it) or,
-//!   with `cancel: suspend`, suspends it. A deleted RayJob has no status to
-//!   read, so the adapter remembers the ids it cancelled by deletion and
-//!   reports them Stopped until their cleanup; after a broker restart such an
-//!   id is NotFound, which the broker already treats as gone.
-//! - An object being deleted (KubeRay's finalizer holds it briefly) counts as
-//!   gone.
+//! - Cancel first records itself on the RayJob (an annotation, see
+//!   [`convert::cancel`]), then deletes the RayJob (KubeRay tears its cluster
+//!   down with it; the record's finalizer keeps the object readable until
+//!   cleanup) or, with `cancel: suspend`, suspends it in the same write. No
+//!   broker instance needs memory to report the cancel: a restarted one
+//!   reads it back.
+//! - An object being deleted without the broker's record (someone else
+//!   deleted it) counts as gone.
 //! - Logs are the submitter pod's (K8sJobMode's `ray job submit` follows the
 //!   job's log), else the head pod's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kube::api::DynamicObject;
 use raybroker_adapter::{
-    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, CreatedObject, CreatedObjects,
-    ErrorKind, LogChunk, NodeCapacity, OwnedJob, RemoteState, RemoteStatus, SubmitAck,
-    SubmitRequest,
+    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, CreatedObjects, ErrorKind,
+    LogChunk, NodeCapacity, OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
 };
-use raybroker_core::FailureClass;
+use serde_json::Value;
 use tracing::instrument;
 
 use crate::client::{KubeClient, RayKind};
 use crate::config::{CancelMode, ConfigError, KubeRayClusterConfig, Mode};
-use crate::convert::{self, capacity, errors, rayjob, RayJobStatus};
+use crate::convert::{self, cancel, capacity, errors, rayjob, RayJobStatus};
+
+mod created;
 
 /// A KubeRay cluster reached through the Kubernetes API.
 #[derive(Debug)]
@@ -42,9 +44,6 @@ pub struct KubeRayAdapter {
     client: KubeClient,
     /// Nodes of the last snapshot, to pick a worker group with free GPUs.
     last_nodes: Mutex<Option<Arc<Vec<NodeCapacity>>>>,
-    /// Submission ids cancelled by deleting their RayJob, reported Stopped
-    /// until cleaned up.
-    cancelled: Mutex<HashSet<String>>,
 }
 
 fn now_ms() -> u64 {
@@ -99,7 +98,6 @@ impl KubeRayAdapter {
             client: KubeClient::new(&config),
             config,
             last_nodes: Mutex::new(None),
-            cancelled: Mutex::new(HashSet::new()),
         })
     }
 
@@ -108,8 +106,9 @@ impl KubeRayAdapter {
         &self.client
     }
 
-    /// The RayJob of `submission_id` when it exists, is ours, and is not being deleted.
-    async fn rayjob(&self, submission_id: &str) -> Result<Option<DynamicObject>, AdapterError> {
+    /// The RayJob of `submission_id` when it exists and is ours, also while
+    /// it is being deleted.
+    async fn find(&self, submission_id: &str) -> Result<Option<DynamicObject>, AdapterError> {
         let name = convert::object_name(submission_id);
         let object = self
             .client
@@ -117,12 +116,56 @@ impl KubeRayAdapter {
             .await
             .map_err(api_error)?;
         Ok(object.filter(|o| {
-            !is_being_deleted(o)
-                && annotations(o)
-                    .get(convert::ANNOTATION_SUBMISSION_ID)
-                    .map(String::as_str)
-                    == Some(submission_id)
+            annotations(o)
+                .get(convert::ANNOTATION_SUBMISSION_ID)
+                .map(String::as_str)
+                == Some(submission_id)
         }))
+    }
+
+    /// The RayJob of `submission_id` when it exists, is ours, and is not being deleted.
+    async fn rayjob(&self, submission_id: &str) -> Result<Option<DynamicObject>, AdapterError> {
+        Ok(self
+            .find(submission_id)
+            .await?
+            .filter(|o| !is_being_deleted(o)))
+    }
+
+    /// Applies the merge patch `build` makes from the RayJob `name` as it is
+    /// now; when a concurrent write makes it conflict (409), reads it again
+    /// and retries. A RayJob that is gone, or nothing to patch, is fine.
+    async fn patch_current(
+        &self,
+        name: &str,
+        build: impl Fn(&DynamicObject) -> Option<Value>,
+    ) -> Result<(), AdapterError> {
+        const TRIES: usize = 3;
+        for _ in 0..TRIES {
+            let current = self
+                .client
+                .get(RayKind::RayJob, name)
+                .await
+                .map_err(api_error)?;
+            let Some(patch) = current.as_ref().and_then(&build) else {
+                return Ok(());
+            };
+            match self.client.merge_patch(RayKind::RayJob, name, &patch).await {
+                Ok(_) => return Ok(()),
+                Err(e) if errors::is_conflict(&e) => continue,
+                Err(e) if errors::is_not_found(&e) => return Ok(()),
+                Err(e) => return Err(api_error(e)),
+            }
+        }
+        Err(AdapterError::new(
+            ErrorKind::Unavailable,
+            format!("RayJob {name} changed under each of {TRIES} conditional writes"),
+        ))
+    }
+
+    /// Takes the cancel record's finalizer off the RayJob `name`, so that a
+    /// deletion completes.
+    async fn release(&self, name: &str) -> Result<(), AdapterError> {
+        self.patch_current(name, cancel::release_patch).await
     }
 
     async fn known_nodes(&self) -> Result<Arc<Vec<NodeCapacity>>, AdapterError> {
@@ -131,19 +174,6 @@ impl KubeRayAdapter {
         }
         self.snapshot().await?;
         Ok(lock(&self.last_nodes).clone().unwrap_or_default())
-    }
-
-    fn cancelled_status(&self, submission_id: &str) -> Option<RemoteStatus> {
-        lock(&self.cancelled)
-            .contains(submission_id)
-            .then(|| RemoteStatus {
-                state: RemoteState::Stopped,
-                message: "cancelled: the RayJob was deleted".to_string(),
-                exit_code: None,
-                started_at_ms: None,
-                ended_at_ms: None,
-                failure: Some(FailureClass::Cancelled),
-            })
     }
 
     /// The pod whose log is the job's: the newest submitter pod, else the head.
@@ -259,13 +289,19 @@ impl ClusterAdapter for KubeRayAdapter {
 
     #[instrument(skip(self), fields(cluster = %self.name))]
     async fn status(&self, submission_id: &str) -> Result<RemoteStatus, AdapterError> {
-        if let Some(stopped) = self.cancelled_status(submission_id) {
-            return Ok(stopped);
+        let Some(object) = self.find(submission_id).await? else {
+            return Ok(RemoteStatus::not_found());
+        };
+        let cancelled = cancel::is_recorded(&object);
+        if is_being_deleted(&object) {
+            // Deleted by the broker's cancel (its record says so), else gone.
+            return Ok(if cancelled {
+                cancel::deleted_status(&annotations(&object))
+            } else {
+                RemoteStatus::not_found()
+            });
         }
-        match self.rayjob(submission_id).await? {
-            Some(object) => convert::remote_status(&job_status(&object)?),
-            None => Ok(RemoteStatus::not_found()),
-        }
+        convert::remote_status(&job_status(&object)?, cancelled)
     }
 
     #[instrument(skip(self), fields(cluster = %self.name))]
@@ -298,35 +334,46 @@ impl ClusterAdapter for KubeRayAdapter {
     #[instrument(skip(self), fields(cluster = %self.name))]
     async fn cancel(&self, submission_id: &str) -> Result<(), AdapterError> {
         let Some(object) = self.rayjob(submission_id).await? else {
-            return Ok(());
+            return Ok(()); // gone, or already being deleted
         };
         let state = convert::remote_state(&job_status(&object)?);
         if state.is_some_and(RemoteState::is_final) {
             return Ok(());
         }
+        // The record first (with `cancel: suspend` it also stops the job), so
+        // that any broker instance reads the cancel back; then the stop.
         let name = convert::object_name(submission_id);
-        match self.config.cancel {
-            CancelMode::Suspend => self.client.suspend(&name).await.map_err(api_error),
-            CancelMode::Delete => {
-                lock(&self.cancelled).insert(submission_id.to_string());
-                self.client
-                    .delete(RayKind::RayJob, &name)
-                    .await
-                    .map(|_| ())
-                    .map_err(api_error)
-            }
+        let mode = self.config.cancel;
+        let at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        self.patch_current(&name, |current| cancel::record_patch(current, mode, &at))
+            .await?;
+        match mode {
+            CancelMode::Suspend => Ok(()),
+            CancelMode::Delete => self
+                .client
+                .delete_foreground(RayKind::RayJob, &name)
+                .await
+                .map(|_| ())
+                .map_err(api_error),
         }
     }
 
     #[instrument(skip(self), fields(cluster = %self.name))]
     async fn cleanup(&self, submission_id: &str) -> Result<(), AdapterError> {
-        if self.rayjob(submission_id).await?.is_some() {
+        let Some(object) = self.find(submission_id).await? else {
+            return Ok(());
+        };
+        let name = convert::object_name(submission_id);
+        if !is_being_deleted(&object) {
             self.client
-                .delete(RayKind::RayJob, &convert::object_name(submission_id))
+                .delete(RayKind::RayJob, &name)
                 .await
                 .map_err(api_error)?;
         }
-        lock(&self.cancelled).remove(submission_id);
+        // A cancelled RayJob's record holds it until now.
+        if cancel::holds(&object) {
+            self.release(&name).await?;
+        }
         Ok(())
     }
 
@@ -340,9 +387,16 @@ impl ClusterAdapter for KubeRayAdapter {
             .map_err(api_error)?;
         Ok(jobs
             .iter()
-            .filter(|job| !is_being_deleted(job))
             .filter_map(|job| {
                 let state = match job_status(job).map(|s| convert::remote_state(&s)) {
+                    // Cancelled and deleted, held by the record until cleanup
+                    // (which garbage collection does); another deletion is gone.
+                    _ if is_being_deleted(job) => {
+                        if !cancel::holds(job) {
+                            return None;
+                        }
+                        RemoteState::Stopped
+                    }
                     Ok(Some(state)) => state,
                     _ => {
                         tracing::warn!(cluster = %self.name, name = ?job.metadata.name,
@@ -358,57 +412,5 @@ impl ClusterAdapter for KubeRayAdapter {
 
     fn created_objects(&self) -> Option<&dyn CreatedObjects> {
         Some(self)
-    }
-}
-
-#[async_trait]
-impl CreatedObjects for KubeRayAdapter {
-    async fn list_created(&self) -> Result<Vec<CreatedObject>, AdapterError> {
-        let selector = convert::origin_selector(&self.config.origin);
-        let namespace = &self.config.namespace;
-        let mut out = Vec::new();
-        for (kind, label) in [
-            (RayKind::RayJob, "RayJob"),
-            (RayKind::RayCluster, "RayCluster"),
-        ] {
-            for object in self.client.list(kind, &selector).await.map_err(api_error)? {
-                out.extend(object.metadata.name.map(|name| CreatedObject {
-                    kind: label.to_string(),
-                    namespace: namespace.clone(),
-                    name,
-                }));
-            }
-        }
-        for secret in self
-            .client
-            .list_secrets(&selector)
-            .await
-            .map_err(api_error)?
-        {
-            out.extend(secret.metadata.name.map(|name| CreatedObject {
-                kind: "Secret".to_string(),
-                namespace: namespace.clone(),
-                name,
-            }));
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    async fn delete_created(&self) -> Result<Vec<CreatedObject>, AdapterError> {
-        let found = self.list_created().await?;
-        let mut deleted = Vec::new();
-        for object in found {
-            let gone = match object.kind.as_str() {
-                "RayJob" => self.client.delete(RayKind::RayJob, &object.name).await,
-                "RayCluster" => self.client.delete(RayKind::RayCluster, &object.name).await,
-                _ => self.client.delete_secret(&object.name).await,
-            }
-            .map_err(api_error)?;
-            if gone {
-                deleted.push(object);
-            }
-        }
-        Ok(deleted)
     }
 }

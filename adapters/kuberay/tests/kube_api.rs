@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raybroker_adapter::{ClusterAdapter, ErrorKind, RemoteState, SubmitAck, SubmitRequest};
-use raybroker_core::{GpuModel, JobId, JobSpec, Quantity, Resources, TenantId};
+use raybroker_core::{FailureClass, GpuModel, JobId, JobSpec, Quantity, Resources, TenantId};
 use raybroker_kube_testserver::store::Resource;
 use raybroker_kube_testserver::TestServer;
 use raybroker_kuberay::client::RayKind;
-use raybroker_kuberay::{KubeRayAdapter, Mode};
+use raybroker_kuberay::convert::cancel::ANNOTATION_CANCELLED_AT;
+use raybroker_kuberay::{CancelMode, KubeRayAdapter, Mode};
 use serde_json::{json, Value};
 
 fn request(id: &str, entrypoint: &str, resources: Resources) -> SubmitRequest {
@@ -71,6 +72,21 @@ async fn wait_final(adapter: &KubeRayAdapter, id: &str) -> raybroker_adapter::Re
             "{id} not final: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_running(adapter: &KubeRayAdapter, id: &str) {
+    let started = Instant::now();
+    loop {
+        let status = adapter.status(id).await.expect("status");
+        if status.state == RemoteState::Running {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60) && !status.state.is_final(),
+            "{id} not running: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -367,4 +383,89 @@ async fn cleanup_of_everything_and_orphan_collection_leave_nothing_of_ours() {
     assert_eq!(foreign.list_owned().await.unwrap().len(), 1);
     foreign.cancel(&theirs).await.unwrap();
     foreign.cleanup(&theirs).await.unwrap();
+}
+
+/// The broker cancels a running job and restarts before it has seen the job
+/// end: the new adapter (nothing in memory) reads the cancel back from the
+/// RayJob, in both cancel modes, and its cleanup removes everything.
+#[tokio::test]
+async fn a_cancel_is_read_back_after_a_broker_restart() {
+    let server = common::server().await;
+    for mode in [CancelMode::Delete, CancelMode::Suspend] {
+        let label = format!("{mode:?}").to_lowercase();
+        let origin = common::unique_origin(&format!("restart-{label}"));
+        let mut config = common::config(&server, &origin);
+        config.cancel = mode;
+        let before = common::adapter("kuberay", config.clone());
+        let id = format!("rb-restart-{label}-{}", std::process::id());
+        before
+            .submit(&request(&id, "sleep 60", small_cpu_job()))
+            .await
+            .unwrap();
+        wait_running(&before, &id).await;
+        before.cancel(&id).await.unwrap();
+        drop(before);
+
+        let after = common::adapter("kuberay", config);
+        let status = wait_final(&after, &id).await;
+        assert_eq!(status.state, RemoteState::Stopped, "{label}: {status:?}");
+        assert_eq!(status.failure, Some(FailureClass::Cancelled), "{label}");
+        let job = &ours(&server, Resource::RayJob, &origin)[0];
+        assert!(
+            job["metadata"]["annotations"][ANNOTATION_CANCELLED_AT].is_string(),
+            "{label}: {job}"
+        );
+        // Cancelling again is harmless, and garbage collection sees the job.
+        after.cancel(&id).await.unwrap();
+        assert_eq!(after.status(&id).await.unwrap().state, RemoteState::Stopped);
+        let owned = after.list_owned().await.unwrap();
+        assert_eq!(owned.len(), 1, "{label}: {owned:?}");
+        assert_eq!(owned[0].state, RemoteState::Stopped);
+        // The job's cluster is torn down; cleanup lets the RayJob go.
+        let started = Instant::now();
+        while !ours(&server, Resource::RayCluster, &origin).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{label}: cluster left"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        after.cleanup(&id).await.unwrap();
+        assert!(
+            ours(&server, Resource::RayJob, &origin).is_empty(),
+            "{label}"
+        );
+        assert_eq!(
+            after.status(&id).await.unwrap().state,
+            RemoteState::NotFound
+        );
+        assert!(after.list_owned().await.unwrap().is_empty());
+    }
+    assert_eq!(server.own_violations(), Vec::<String>::new());
+}
+
+/// A RayJob suspended by someone else (kubectl, Kueue) is stopped, but it is
+/// no cancel of the broker's: it carries no failure class, so the broker's
+/// retry policy (not a cancel) decides what comes next.
+#[tokio::test]
+async fn a_rayjob_suspended_by_someone_else_is_not_reported_cancelled() {
+    let server = common::server().await;
+    let origin = common::unique_origin("foreign-suspend");
+    let adapter = common::adapter("kuberay", common::config(&server, &origin));
+    let id = format!("rb-suspended-{}", std::process::id());
+    adapter
+        .submit(&request(&id, "sleep 60", small_cpu_job()))
+        .await
+        .unwrap();
+    wait_running(&adapter, &id).await;
+    adapter
+        .client()
+        .merge_patch(RayKind::RayJob, &id, &json!({"spec": {"suspend": true}}))
+        .await
+        .unwrap();
+    let status = wait_final(&adapter, &id).await;
+    assert_eq!(status.state, RemoteState::Stopped, "{status:?}");
+    assert_eq!(status.failure, None, "{status:?}");
+    adapter.cleanup(&id).await.unwrap();
+    assert!(ours(&server, Resource::RayJob, &origin).is_empty());
 }

@@ -6,8 +6,9 @@
 //!   the real head and its log comes back through the broker;
 //! - a malformed template stops the broker at start with the field named;
 //! - a T4 job asking for half a GPU is refused at submit (pods get whole GPUs);
-//! - cancel and `clusters cleanup` (via the admin endpoint) leave nothing of
-//!   the broker's on the cluster.
+//! - cancel tears the job's cluster down and leaves its RayJob terminating
+//!   with the cancel's record; `clusters cleanup` (via the admin endpoint)
+//!   then leaves nothing of the broker's on the cluster.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,21 +126,34 @@ async fn a_t4_job_runs_as_a_rayjob_and_cleanup_leaves_nothing() {
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("whole GPUs"), "{body}");
 
-    // A running job, cancelled: its RayJob goes.
+    // A running job, cancelled: its cluster goes; its RayJob is being deleted
+    // and keeps the cancel's record (a restarted broker reads it back) until
+    // the garbage collector's cleanup, or `clusters cleanup` below, lets it go.
     let long = env.submit(&gpu_spec("sleep 300", 1, "T4")).await;
     env.wait_state(&long, JobState::Running, Duration::from_secs(60))
         .await;
     env.cancel(&long).await;
-    env.wait_state(&long, JobState::Cancelled, Duration::from_secs(60))
+    let job = env
+        .wait_state(&long, JobState::Cancelled, Duration::from_secs(60))
         .await;
+    assert_eq!(job.state, JobState::Cancelled, "{job:#?}");
+    let of_long = |resource| {
+        ours(&server, resource, &env.origin)
+            .into_iter()
+            .filter(|o| o["metadata"]["labels"]["raybroker.io/job-id"] == json!(long))
+            .collect::<Vec<Value>>()
+    };
+    let rayjob = &of_long(Resource::RayJob)[0];
+    assert!(
+        rayjob["metadata"]["deletionTimestamp"].is_string()
+            && rayjob["metadata"]["annotations"]["raybroker.io/cancelled-at"].is_string(),
+        "{rayjob}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while ours(&server, Resource::RayJob, &env.origin)
-        .iter()
-        .any(|job| job["metadata"]["labels"]["raybroker.io/job-id"] == json!(long))
-    {
+    while !of_long(Resource::RayCluster).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the cancelled job's RayJob stayed"
+            "the cancelled job's RayCluster stayed"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -140,8 +140,25 @@ impl KubeClient {
 
     /// Deletes `name` and, in the background, what it owns; false when it was not there.
     pub async fn delete(&self, kind: RayKind, name: &str) -> Result<bool, kube::Error> {
+        self.delete_with(kind, name, PropagationPolicy::Background)
+            .await
+    }
+
+    /// Deletes `name` and what it owns right away, before the object itself
+    /// goes (which a finalizer may hold off); false when it was not there.
+    pub async fn delete_foreground(&self, kind: RayKind, name: &str) -> Result<bool, kube::Error> {
+        self.delete_with(kind, name, PropagationPolicy::Foreground)
+            .await
+    }
+
+    async fn delete_with(
+        &self,
+        kind: RayKind,
+        name: &str,
+        propagation: PropagationPolicy,
+    ) -> Result<bool, kube::Error> {
         let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
+            propagation_policy: Some(propagation),
             ..DeleteParams::default()
         };
         match self.ray(kind).await?.delete(name, &params).await {
@@ -151,14 +168,22 @@ impl KubeClient {
         }
     }
 
-    /// Sets `spec.suspend: true` on a RayJob (a JSON merge patch).
-    pub async fn suspend(&self, name: &str) -> Result<(), kube::Error> {
-        let patch = serde_json::json!({"spec": {"suspend": true}});
-        self.ray(RayKind::RayJob)
+    /// Applies a JSON merge patch to `name` (a `metadata.resourceVersion` in
+    /// it makes the patch conditional: 409 when the object changed).
+    pub async fn merge_patch(
+        &self,
+        kind: RayKind,
+        name: &str,
+        patch: &Value,
+    ) -> Result<DynamicObject, kube::Error> {
+        let params = PatchParams {
+            field_manager: Some("raybroker".into()),
+            ..PatchParams::default()
+        };
+        self.ray(kind)
             .await?
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &params, &Patch::Merge(patch))
             .await
-            .map(|_| ())
     }
 
     /// Secrets matching `selector` in the namespace.

@@ -46,6 +46,12 @@ pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
+/// True when a conditional write failed because the object changed since it
+/// was read (a stale `resourceVersion`).
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict")
+}
+
 /// True when a create failed because the object exists already.
 pub fn is_already_exists(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
@@ -94,6 +100,8 @@ mod tests {
     #[test]
     fn only_a_409_already_exists_is_a_duplicate() {
         assert!(is_already_exists(&api(409, "AlreadyExists")));
+        assert!(is_conflict(&api(409, "Conflict")));
+        assert!(!is_conflict(&api(409, "AlreadyExists")));
         assert!(!is_already_exists(&api(409, "Conflict")));
         assert!(is_not_found(&api(404, "NotFound")));
     }

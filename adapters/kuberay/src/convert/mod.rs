@@ -1,8 +1,10 @@
 //! Pure mapping tables between KubeRay's objects and the adapter contract:
 //! object names and ownership labels, RayJob states here; API failures in
-//! [`errors`]; the RayJob itself in [`rayjob`]; node capacity in [`capacity`].
+//! [`errors`]; the cancel record in [`cancel`]; the RayJob itself in
+//! [`rayjob`]; node capacity in [`capacity`].
 //! No IO, so every rule is unit tested without a cluster.
 
+pub mod cancel;
 pub mod capacity;
 pub mod errors;
 pub mod rayjob;

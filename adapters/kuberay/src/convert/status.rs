@@ -78,10 +78,17 @@ pub fn remote_state(status: &RayJobStatus) -> Option<RemoteState> {
     })
 }
 
-/// Why a failed or stopped RayJob ended.
-fn failure_class(state: RemoteState, status: &RayJobStatus) -> Option<FailureClass> {
+/// Why a failed or stopped RayJob ended. A stopped one is cancelled only when
+/// the broker cancelled it (its record is on the RayJob, see [`super::cancel`]);
+/// one stopped or suspended by someone else gets no class here, as a Ray job
+/// stopped behind the broker's back does in the Ray adapter.
+fn failure_class(
+    state: RemoteState,
+    status: &RayJobStatus,
+    cancelled_by_broker: bool,
+) -> Option<FailureClass> {
     match state {
-        RemoteState::Stopped => Some(FailureClass::Cancelled),
+        RemoteState::Stopped => cancelled_by_broker.then_some(FailureClass::Cancelled),
         RemoteState::Failed => Some(match status.reason.as_str() {
             "DeadlineExceeded" => FailureClass::TimeLimit,
             // The submitter or cluster never got the job going.
@@ -99,9 +106,13 @@ fn ms(time: &Option<Time>) -> Option<u64> {
     u64::try_from(millis).ok().filter(|ms| *ms > 0)
 }
 
-/// A RayJob's status as the contract reports it. KubeRay does not report the
-/// entrypoint's exit code, so `exit_code` is always `None`.
-pub fn remote_status(status: &RayJobStatus) -> Result<RemoteStatus, AdapterError> {
+/// A RayJob's status as the contract reports it; `cancelled_by_broker` says
+/// whether the RayJob carries the broker's cancel record. KubeRay does not
+/// report the entrypoint's exit code, so `exit_code` is always `None`.
+pub fn remote_status(
+    status: &RayJobStatus,
+    cancelled_by_broker: bool,
+) -> Result<RemoteStatus, AdapterError> {
     let state = remote_state(status).ok_or_else(|| {
         AdapterError::new(
             ErrorKind::Internal,
@@ -138,7 +149,7 @@ pub fn remote_status(status: &RayJobStatus) -> Result<RemoteStatus, AdapterError
         } else {
             None
         },
-        failure: failure_class(state, status),
+        failure: failure_class(state, status, cancelled_by_broker),
     })
 }
 
@@ -199,13 +210,19 @@ mod tests {
             ("SubmissionFailed", FailureClass::StartTimeout),
         ];
         for (reason, class) in cases {
-            let report = remote_status(&status("Failed", "FAILED", reason)).unwrap();
+            let report = remote_status(&status("Failed", "FAILED", reason), false).unwrap();
             assert_eq!(report.failure, Some(class), "{reason}");
             assert!(report.message.contains(reason), "{}", report.message);
         }
-        let stopped = remote_status(&status("Suspended", "", "")).unwrap();
-        assert_eq!(stopped.failure, Some(FailureClass::Cancelled));
-        let fine = remote_status(&status("Complete", "SUCCEEDED", "")).unwrap();
+        // Suspended or stopped: cancelled only when the broker's record says so.
+        for (deployment, job) in [("Suspended", ""), ("Complete", "STOPPED")] {
+            let ours = remote_status(&status(deployment, job, ""), true).unwrap();
+            assert_eq!(ours.failure, Some(FailureClass::Cancelled), "{deployment}");
+            let theirs = remote_status(&status(deployment, job, ""), false).unwrap();
+            assert_eq!(theirs.state, RemoteState::Stopped);
+            assert_eq!(theirs.failure, None, "{deployment} by someone else");
+        }
+        let fine = remote_status(&status("Complete", "SUCCEEDED", ""), true).unwrap();
         assert_eq!(fine.failure, None);
     }
 
@@ -217,10 +234,10 @@ mod tests {
             "rayClusterName": "x-abcde", "observedGeneration": 2
         }))
         .unwrap();
-        let report = remote_status(&parsed).unwrap();
+        let report = remote_status(&parsed, false).unwrap();
         assert_eq!(report.started_at_ms, Some(1_767_323_045_000));
         assert_eq!(report.ended_at_ms, Some(1_767_323_055_000));
-        let err = remote_status(&status("Hibernating", "", "")).unwrap_err();
+        let err = remote_status(&status("Hibernating", "", ""), false).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Internal);
         assert!(err.message.contains("Hibernating"));
     }
