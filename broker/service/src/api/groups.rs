@@ -117,25 +117,18 @@ pub(crate) async fn submit_group(
         .members()
         .map_err(|e| ApiError::invalid_document("group", e))?;
     check_members(&state, &members, "group", "jobs")?;
-    let spec_json = serde_json::to_string(&spec).map_err(|e| {
-        tracing::error!(error = %e, "group spec does not serialise");
-        ApiError::internal()
-    })?;
-    let id = state
-        .queue
-        .create_group(
-            &caller.tenant,
-            GroupKind::Group,
-            &spec.name,
-            &spec_json,
-            members.len(),
-            now_ms(),
-        )
-        .await?;
-    tracing::info!(tenant = %caller.tenant, group = %id, members = members.len(), "group submitted");
-    let record = visible_group(&state, &caller, id.as_str(), GroupKind::Group).await?;
+    let record = create_record(
+        &state,
+        &caller,
+        GroupKind::Group,
+        &spec.name,
+        &spec,
+        members.len(),
+    )
+    .await?;
+    tracing::info!(tenant = %caller.tenant, group = %record.id, members = members.len(), "group submitted");
     let view = group_view(&state, &record, true, false).await?;
-    Ok(created(view, &format!("/v1/groups/{id}")))
+    Ok(created(view, &format!("/v1/groups/{}", record.id)))
 }
 
 /// Get a group: state, counts by state, every member.
@@ -153,8 +146,7 @@ pub(crate) async fn get_group(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
-    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
-    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    let record = record_at(&state, &caller, id, GroupKind::Group).await?;
     group_view(&state, &record, true, false).await.map(Json)
 }
 
@@ -173,8 +165,7 @@ pub(crate) async fn group_results(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
-    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
-    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    let record = record_at(&state, &caller, id, GroupKind::Group).await?;
     group_view(&state, &record, true, true).await.map(Json)
 }
 
@@ -217,20 +208,40 @@ pub(crate) async fn cancel_group(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GroupView>, ApiError> {
-    let id = id.map_err(|_| ApiError::group_not_found("group"))?;
-    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
-    request_cancel(&state, &caller, &record).await?;
-    let record = visible_group(&state, &caller, &id, GroupKind::Group).await?;
+    let record = record_at(&state, &caller, id, GroupKind::Group).await?;
+    let record = request_cancel(&state, &caller, &record).await?;
     group_view(&state, &record, true, false).await.map(Json)
 }
 
+/// Stores a new group or sweep of the caller's (its spec as JSON, `members`
+/// known up front or 0) and returns the record as stored.
+pub(super) async fn create_record(
+    state: &AppState,
+    caller: &Caller,
+    kind: GroupKind,
+    name: &str,
+    spec: &impl Serialize,
+    members: usize,
+) -> Result<GroupRecord, ApiError> {
+    let spec_json = serde_json::to_string(spec).map_err(|e| {
+        tracing::error!(kind = kind.as_str(), error = %e, "spec does not serialise");
+        ApiError::internal()
+    })?;
+    let id = state
+        .queue
+        .create_group(&caller.tenant, kind, name, &spec_json, members, now_ms())
+        .await?;
+    visible_group(state, caller, id.as_str(), kind).await
+}
+
 /// Records a group's (or sweep's) cancel and cancels its released,
-/// unfinished members now; the controller repeats this until none is left.
+/// unfinished members now (the controller repeats this until none is left);
+/// returns the record as it is afterwards.
 pub(super) async fn request_cancel(
     state: &AppState,
     caller: &Caller,
     record: &GroupRecord,
-) -> Result<(), ApiError> {
+) -> Result<GroupRecord, ApiError> {
     let reason = format!("cancelled by tenant {} through the API", caller.tenant);
     let effect = state
         .queue
@@ -246,7 +257,18 @@ pub(super) async fn request_cancel(
             }
         }
     }
-    Ok(())
+    visible_group(state, caller, record.id.as_str(), record.kind).await
+}
+
+/// The group or sweep at the request's `{id}` (see [`visible_group`]).
+pub(super) async fn record_at(
+    state: &AppState,
+    caller: &Caller,
+    id: Result<Path<String>, PathRejection>,
+    kind: GroupKind,
+) -> Result<GroupRecord, ApiError> {
+    let id = id.map_err(|_| ApiError::group_not_found(kind.as_str()))?;
+    visible_group(state, caller, &id, kind).await
 }
 
 /// The group or sweep named by `raw_id`, if the caller may see it; a

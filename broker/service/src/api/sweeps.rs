@@ -20,9 +20,9 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::groups::{
-    check_members, created, document_error, read_document, request_cancel, visible_group,
+    check_members, create_record, created, document_error, read_document, record_at, request_cancel,
 };
-use super::{now_ms, AppState};
+use super::AppState;
 use crate::auth::Caller;
 use crate::loops::groups::sweep_spec::{Objective, SweepSpec, Trial};
 
@@ -109,25 +109,10 @@ pub(crate) async fn submit_sweep(
         .check()
         .map_err(|e| ApiError::invalid_document("sweep", e))?;
     check_members(&state, &[sample], "sweep", "template")?;
-    let spec_json = serde_json::to_string(&spec).map_err(|e| {
-        tracing::error!(error = %e, "sweep spec does not serialise");
-        ApiError::internal()
-    })?;
-    let id = state
-        .queue
-        .create_group(
-            &caller.tenant,
-            GroupKind::Sweep,
-            &spec.name,
-            &spec_json,
-            0,
-            now_ms(),
-        )
-        .await?;
-    tracing::info!(tenant = %caller.tenant, sweep = %id, trials = spec.total_trials(), "sweep submitted");
-    let record = visible_group(&state, &caller, id.as_str(), GroupKind::Sweep).await?;
+    let record = create_record(&state, &caller, GroupKind::Sweep, &spec.name, &spec, 0).await?;
+    tracing::info!(tenant = %caller.tenant, sweep = %record.id, trials = spec.total_trials(), "sweep submitted");
     let view = sweep_view(&record, true)?;
-    Ok(created(view, &format!("/v1/sweeps/{id}")))
+    Ok(created(view, &format!("/v1/sweeps/{}", record.id)))
 }
 
 /// Get a sweep: state, counts, the best trial and the leaderboard.
@@ -145,7 +130,7 @@ pub(crate) async fn get_sweep(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SweepView>, ApiError> {
-    let record = sweep_record(&state, &caller, id).await?;
+    let record = record_at(&state, &caller, id, GroupKind::Sweep).await?;
     sweep_view(&record, true).map(Json)
 }
 
@@ -187,9 +172,8 @@ pub(crate) async fn cancel_sweep(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SweepView>, ApiError> {
-    let record = sweep_record(&state, &caller, id).await?;
-    request_cancel(&state, &caller, &record).await?;
-    let record = visible_group(&state, &caller, record.id.as_str(), GroupKind::Sweep).await?;
+    let record = record_at(&state, &caller, id, GroupKind::Sweep).await?;
+    let record = request_cancel(&state, &caller, &record).await?;
     sweep_view(&record, true).map(Json)
 }
 
@@ -209,10 +193,11 @@ pub(crate) async fn sweep_csv(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let record = sweep_record(&state, &caller, id).await?;
-    let (spec, trials) = decode(&record)?;
-    let rows = leaderboard(&rows(&trials), spec.objective.mode);
-    Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&rows)).into_response())
+    let csv = sweep_results(&state, &caller, id, |rows, mode| {
+        to_csv(&leaderboard(rows, mode))
+    })
+    .await?;
+    Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
 }
 
 /// The objective of every trial and the best so far, in trial order, as SVG.
@@ -230,19 +215,20 @@ pub(crate) async fn sweep_plot(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let record = sweep_record(&state, &caller, id).await?;
-    let (spec, trials) = decode(&record)?;
-    let svg = plot_svg(&rows(&trials), spec.objective.mode);
+    let svg = sweep_results(&state, &caller, id, plot_svg).await?;
     Ok(([(CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
-async fn sweep_record(
+/// The sweep at the request's `{id}`, its trials rendered by `render`.
+async fn sweep_results(
     state: &AppState,
     caller: &Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<GroupRecord, ApiError> {
-    let id = id.map_err(|_| ApiError::group_not_found("sweep"))?;
-    visible_group(state, caller, &id, GroupKind::Sweep).await
+    render: impl FnOnce(&[TrialRow], Mode) -> String,
+) -> Result<String, ApiError> {
+    let record = record_at(state, caller, id, GroupKind::Sweep).await?;
+    let (spec, trials) = decode(&record)?;
+    Ok(render(&rows(&trials), spec.objective.mode))
 }
 
 /// The stored spec and trials (with their jobs), in trial order.
