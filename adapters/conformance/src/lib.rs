@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod processes;
 mod support;
 
 use std::fmt;

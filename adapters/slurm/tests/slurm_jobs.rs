@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use raybroker_adapter::{ClusterAdapter, ErrorKind, RemoteState, SubmitAck};
+use raybroker_conformance::processes::processes_mentioning;
 use raybroker_core::{FailureClass, GpuModel, Quantity, Resources};
 use raybroker_slurm::{SlurmAdapter, SlurmAuth};
 
@@ -114,7 +115,7 @@ async fn a_job_over_its_time_limit_ends_timed_out() {
 async fn wait_no_process(needle: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let left = common::processes_mentioning(needle);
+        let left = processes_mentioning(needle);
         if left.is_empty() {
             return;
         }
@@ -152,7 +153,7 @@ async fn cancel_of_pending_and_running_jobs_leaves_no_ray_process() {
     let status = common::wait_final(adapter.as_ref(), &pending, FINISH).await;
     assert_eq!(status.state, RemoteState::Stopped, "{status:?}");
     assert_eq!(status.failure, Some(FailureClass::Cancelled));
-    assert!(common::processes_mentioning(&pending_tmp).is_empty());
+    assert!(processes_mentioning(&pending_tmp).is_empty());
 
     // The Ray head is up once the entrypoint printed; its processes carry
     // the job's temp dir on their command lines.
@@ -167,7 +168,7 @@ async fn cancel_of_pending_and_running_jobs_leaves_no_ray_process() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let ray = common::processes_mentioning(&running_tmp);
+    let ray = processes_mentioning(&running_tmp);
     assert!(
         ray.iter().any(|(_, cmd)| cmd.contains("raylet")),
         "expected the job's raylet among {ray:#?}"

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use raybroker_adapter::ClusterAdapter;
+pub use raybroker_conformance::processes::processes_mentioning;
 use raybroker_slurm::{SlurmAdapter, SlurmAuth, SlurmClusterConfig};
 
 use super::{Options, TestEnv};
@@ -147,31 +148,4 @@ pub fn clean_up(origin: &str) {
         Ok(Err(e)) => eprintln!("cleaning up the Slurm jobs of {origin}: {e}"),
         Err(_) => eprintln!("cleaning up the Slurm jobs of {origin} panicked"),
     }
-}
-
-/// Pids and command lines of live processes mentioning `needle`.
-pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push((pid, cmdline));
-        }
-    }
-    found
 }
