@@ -13,10 +13,13 @@
 //! garbage collection. The shared conformance suite (`adapters/conformance`)
 //! checks each adapter against this contract.
 
+pub mod config;
 mod created;
+mod node_cache;
 mod runtime_env;
 
 pub use created::{CreatedObject, CreatedObjects};
+pub use node_cache::NodeCache;
 
 use std::collections::BTreeMap;
 

@@ -15,14 +15,14 @@
 //!   job's log), else the head pod's.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kube::api::DynamicObject;
 use raybroker_adapter::{
     AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, CreatedObjects, ErrorKind,
-    LogChunk, NodeCapacity, OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
+    LogChunk, NodeCache, OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
 };
 use serde_json::Value;
 use tracing::instrument;
@@ -43,7 +43,7 @@ pub struct KubeRayAdapter {
     /// Wire calls.
     client: KubeClient,
     /// Nodes of the last snapshot, to pick a worker group with free GPUs.
-    last_nodes: Mutex<Option<Arc<Vec<NodeCapacity>>>>,
+    last_nodes: NodeCache,
 }
 
 fn now_ms() -> u64 {
@@ -55,13 +55,6 @@ fn now_ms() -> u64 {
 
 fn api_error(error: kube::Error) -> AdapterError {
     errors::adapter_error(&error)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// The parsed `status` of a RayJob (an absent status is a job KubeRay has not
@@ -97,7 +90,7 @@ impl KubeRayAdapter {
             name: name.into(),
             client: KubeClient::new(&config),
             config,
-            last_nodes: Mutex::new(None),
+            last_nodes: NodeCache::new(),
         })
     }
 
@@ -166,14 +159,6 @@ impl KubeRayAdapter {
     /// deletion completes.
     async fn release(&self, name: &str) -> Result<(), AdapterError> {
         self.patch_current(name, cancel::release_patch).await
-    }
-
-    async fn known_nodes(&self) -> Result<Arc<Vec<NodeCapacity>>, AdapterError> {
-        if let Some(nodes) = lock(&self.last_nodes).clone() {
-            return Ok(nodes);
-        }
-        self.snapshot().await?;
-        Ok(lock(&self.last_nodes).clone().unwrap_or_default())
     }
 
     /// The pod whose log is the job's: the newest submitter pod, else the head.
@@ -245,7 +230,7 @@ impl ClusterAdapter for KubeRayAdapter {
                     == Some(RemoteState::Pending)
             })
             .count();
-        *lock(&self.last_nodes) = Some(Arc::new(capacity.clone()));
+        self.last_nodes.remember(capacity.clone());
         Ok(CapacitySnapshot {
             taken_at_ms: now_ms(),
             nodes: capacity,
@@ -264,7 +249,7 @@ impl ClusterAdapter for KubeRayAdapter {
         let nodes = if resources.gpus.is_zero() || self.config.mode == Mode::Shared {
             Arc::new(Vec::new())
         } else {
-            self.known_nodes().await?
+            self.last_nodes.get_or_snapshot(|| self.snapshot()).await?
         };
         let group = rayjob::choose_group(&self.config, resources, &nodes)?;
         let object = rayjob::build(request, &self.config, group)?;

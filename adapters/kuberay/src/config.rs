@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Toleration;
+use raybroker_adapter::config::{default_request_timeout, duration_text, request_timeout_ok};
 use raybroker_core::{Bytes, GpuModel, Quantity};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// Where each job runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -203,17 +204,6 @@ fn default_gpu_label() -> String {
 
 fn default_ttl() -> Duration {
     Duration::from_secs(300)
-}
-
-fn default_request_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn duration_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!("'{text}' is not a duration ({e}); write e.g. 10s"))
-    })
 }
 
 /// True for a Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
@@ -417,7 +407,7 @@ impl KubeRayClusterConfig {
         if self.context.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::new("context", "must not be empty"));
         }
-        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(600) {
+        if !request_timeout_ok(self.request_timeout) {
             return Err(ConfigError::new(
                 "request_timeout",
                 "must be between 1ms and 10m",

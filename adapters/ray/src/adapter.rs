@@ -12,13 +12,13 @@
 //! - Deleting a job within a second or two of its end makes Ray 2.60 write it
 //!   back as a ghost, so cleanup waits out [`convert::DELETE_GRACE_MS`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use raybroker_adapter::{
-    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, ErrorKind, LogChunk,
-    NodeCapacity, OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
+    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, ErrorKind, LogChunk, NodeCache,
+    OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
 };
 use tracing::instrument;
 
@@ -36,8 +36,8 @@ pub struct RayAdapter {
     /// Wire calls.
     client: RayClient,
     /// Nodes of the last snapshot: submit needs them to pick a GPU model
-    /// present on this cluster. Never held across an await.
-    last_nodes: Mutex<Option<Arc<Vec<NodeCapacity>>>>,
+    /// present on this cluster.
+    last_nodes: NodeCache,
 }
 
 impl RayAdapter {
@@ -51,7 +51,7 @@ impl RayAdapter {
             name: name.into(),
             config,
             client,
-            last_nodes: Mutex::new(None),
+            last_nodes: NodeCache::new(),
         })
     }
 
@@ -63,35 +63,6 @@ impl RayAdapter {
     /// The broker origin this adapter tags jobs with.
     pub fn origin(&self) -> &str {
         &self.config.origin
-    }
-
-    /// The nodes of the last snapshot, taking one when there is none yet.
-    async fn known_nodes(&self) -> Result<Arc<Vec<NodeCapacity>>, AdapterError> {
-        if let Some(nodes) = self.cached_nodes() {
-            return Ok(nodes);
-        }
-        self.snapshot().await?;
-        self.cached_nodes().ok_or_else(|| {
-            AdapterError::new(
-                ErrorKind::Internal,
-                "snapshot did not record the cluster's nodes",
-            )
-        })
-    }
-
-    fn cached_nodes(&self) -> Option<Arc<Vec<NodeCapacity>>> {
-        match self.last_nodes.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn remember_nodes(&self, nodes: Vec<NodeCapacity>) {
-        let mut guard = match self.last_nodes.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Some(Arc::new(nodes));
     }
 
     /// Every job of ours, skipping (with a warning) any the adapter cannot read.
@@ -159,7 +130,7 @@ impl ClusterAdapter for RayAdapter {
             .iter()
             .filter(|job| job.state == RemoteState::Pending)
             .count();
-        self.remember_nodes(nodes.clone());
+        self.last_nodes.remember(nodes.clone());
         Ok(CapacitySnapshot {
             taken_at_ms: now_ms(),
             nodes,
@@ -177,7 +148,7 @@ impl ClusterAdapter for RayAdapter {
         let nodes = if resources.gpus.is_zero() || resources.gpu_types.is_empty() {
             Arc::new(Vec::new())
         } else {
-            self.known_nodes().await?
+            self.last_nodes.get_or_snapshot(|| self.snapshot()).await?
         };
         let body = submit::submit_body(
             request,

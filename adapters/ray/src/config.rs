@@ -8,7 +8,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use raybroker_adapter::config::{
+    default_max_retries, default_request_timeout, duration_text, is_http_address,
+    request_timeout_ok, MAX_RETRIES,
+};
+use serde::Deserialize;
 
 /// How a job's GPU model is expressed as a Ray resource.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -90,21 +94,6 @@ pub enum ConfigError {
     OutOfRange(String),
 }
 
-fn default_request_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_max_retries() -> u32 {
-    3
-}
-
-fn duration_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!("'{text}' is not a duration ({e}); write e.g. 10s"))
-    })
-}
-
 impl RayClusterConfig {
     /// A config with defaults for everything but the address and origin.
     pub fn new(address: impl Into<String>, origin: impl Into<String>) -> RayClusterConfig {
@@ -122,11 +111,7 @@ impl RayClusterConfig {
 
     /// Checks what parsing cannot: URL shape, origin, limits, token sources.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let address = self.address.trim();
-        let rest = address
-            .strip_prefix("http://")
-            .or_else(|| address.strip_prefix("https://"));
-        if !matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/')) {
+        if !is_http_address(&self.address) {
             return Err(ConfigError::BadAddress(self.address.clone()));
         }
         if self.origin.is_empty()
@@ -138,12 +123,12 @@ impl RayClusterConfig {
         if self.token_file.is_some() && self.token_env.is_some() {
             return Err(ConfigError::TwoTokenSources);
         }
-        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(600) {
+        if !request_timeout_ok(self.request_timeout) {
             return Err(ConfigError::OutOfRange(
                 "request_timeout must be between 1ms and 10m".to_string(),
             ));
         }
-        if self.max_retries > 10 {
+        if self.max_retries > MAX_RETRIES {
             return Err(ConfigError::OutOfRange(
                 "max_retries must be at most 10".to_string(),
             ));

@@ -9,13 +9,12 @@
 //! forgotten one keeps the final state its script wrote.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use raybroker_adapter::{
-    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, ErrorKind, LogChunk,
-    NodeCapacity, OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
+    AdapterError, Capabilities, CapacitySnapshot, ClusterAdapter, ErrorKind, LogChunk, NodeCache,
+    OwnedJob, RemoteState, RemoteStatus, SubmitAck, SubmitRequest,
 };
 use tracing::instrument;
 
@@ -38,7 +37,7 @@ pub struct SlurmAdapter {
     /// `<jobs_dir>/<origin>`: this broker's job directories.
     jobs_root: PathBuf,
     /// Nodes of the last snapshot (submit picks a GPU model present here).
-    last_nodes: Mutex<Option<Arc<Vec<NodeCapacity>>>>,
+    last_nodes: NodeCache,
 }
 
 fn now_ms() -> u64 {
@@ -66,7 +65,7 @@ impl SlurmAdapter {
             config,
             client,
             jobs_root,
-            last_nodes: Mutex::new(None),
+            last_nodes: NodeCache::new(),
         })
     }
 
@@ -112,31 +111,6 @@ impl SlurmAdapter {
         Ok(found)
     }
 
-    async fn known_nodes(&self) -> Result<Arc<Vec<NodeCapacity>>, AdapterError> {
-        if let Some(nodes) = self.cached_nodes() {
-            return Ok(nodes);
-        }
-        self.snapshot().await?;
-        self.cached_nodes().ok_or_else(|| {
-            AdapterError::new(ErrorKind::Internal, "snapshot did not record the nodes")
-        })
-    }
-
-    fn cached_nodes(&self) -> Option<Arc<Vec<NodeCapacity>>> {
-        match self.last_nodes.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn remember_nodes(&self, nodes: Vec<NodeCapacity>) {
-        let mut guard = match self.last_nodes.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Some(Arc::new(nodes));
-    }
-
     /// The partition jobs go to: the configured one, else the default.
     async fn partition(&self) -> Result<String, AdapterError> {
         if let Some(partition) = &self.config.partition {
@@ -161,7 +135,7 @@ impl SlurmAdapter {
         let gpu_model = if resources.gpus.is_zero() {
             None
         } else {
-            let nodes = self.known_nodes().await?;
+            let nodes = self.last_nodes.get_or_snapshot(|| self.snapshot()).await?;
             submit::chosen_gpu_model(&resources.gpu_types, &nodes)?
         };
         let job_dir = dir.path().to_string_lossy().into_owned();
@@ -225,7 +199,7 @@ impl ClusterAdapter for SlurmAdapter {
             .filter(|job| self.ours(job).is_some())
             .filter(|job| job.job_state.first().map(String::as_str) == Some("PENDING"))
             .count();
-        self.remember_nodes(capacity.clone());
+        self.last_nodes.remember(capacity.clone());
         Ok(CapacitySnapshot {
             taken_at_ms: now_ms(),
             nodes: capacity,

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use raybroker_adapter::config::{
+    default_max_retries, default_request_timeout, duration_text, is_http_address,
+    request_timeout_ok, MAX_RETRIES,
+};
 use raybroker_core::GpuModel;
 use serde::{Deserialize, Deserializer};
 
@@ -185,25 +189,12 @@ fn default_ray_start_timeout() -> Duration {
 fn default_object_store_bytes() -> u64 {
     200_000_000
 }
-fn default_request_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_max_retries() -> u32 {
-    3
-}
 fn default_token_lifespan() -> Duration {
     Duration::from_secs(3600)
 }
 
 /// Ports one job's Ray cluster uses: 12 fixed services and its workers.
 pub const PORT_BLOCK_SIZE: u16 = 100;
-
-fn duration_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!("'{text}' is not a duration ({e}); write e.g. 10s"))
-    })
-}
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -246,11 +237,7 @@ impl SlurmClusterConfig {
 
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let address = self.address.trim();
-        let rest = address
-            .strip_prefix("http://")
-            .or_else(|| address.strip_prefix("https://"));
-        if !matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/')) {
+        if !is_http_address(&self.address) {
             return Err(ConfigError::BadAddress(self.address.clone()));
         }
         if self.origin.is_empty() || self.origin.len() > 64 || !self.origin.chars().all(is_tag_char)
@@ -309,13 +296,13 @@ impl SlurmClusterConfig {
                 ));
             }
         }
-        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(600) {
+        if !request_timeout_ok(self.request_timeout) {
             return Err(invalid("request_timeout", "must be between 1ms and 10m"));
         }
         if self.ray_start_timeout < Duration::from_secs(5) {
             return Err(invalid("ray_start_timeout", "must be at least 5s"));
         }
-        if self.max_retries > 10 {
+        if self.max_retries > MAX_RETRIES {
             return Err(invalid("max_retries", "must be at most 10"));
         }
         if let SlurmAuth::JwtKey { lifespan, .. } = &self.auth {
