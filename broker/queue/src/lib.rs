@@ -15,7 +15,8 @@ mod queue;
 mod scripts;
 
 pub use queue::{
-    AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupKind, GroupRecord, JobQueue,
+    AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupCommitStats, GroupKind, GroupRecord,
+    JobQueue,
     Lease, ListFilter, Page, QueueConfig, QueueError, RemoteTimes, SpanSource, SubmitOutcome,
     TelemetryDrops, TelemetryLimits,
 };

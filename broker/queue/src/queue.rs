@@ -7,10 +7,12 @@ mod events;
 mod groups;
 mod logs;
 mod reads;
+mod submit;
 mod telemetry;
 
 pub use attempts::AttemptEnd;
 pub use groups::{GroupCancelEffect, GroupKind, GroupRecord};
+pub use submit::GroupCommitStats;
 pub use telemetry::{RemoteTimes, SpanSource, TelemetryDrops, TelemetryLimits};
 
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_redis::Pool;
-use raybroker_core::{Failover, Job, JobId, JobSpec, JobState, TenantId, Transition};
+use raybroker_core::{Job, JobId, JobState, TenantId};
 use redis::AsyncCommands;
 
 use crate::codec::job_from_fields;
@@ -39,6 +41,12 @@ pub struct QueueConfig {
     pub log_cap_bytes: u64,
     /// How much of what jobs report (metrics, spans, artifacts) is kept.
     pub telemetry: TelemetryLimits,
+    /// Most jobs one group-commit script call carries; 1 turns group commit
+    /// off (every [`JobQueue::submit`] is its own call).
+    pub submit_batch_max: usize,
+    /// Group-commit calls in flight at once: while they run, new submits
+    /// gather into the next batch.
+    pub submit_batches_in_flight: usize,
 }
 
 impl Default for QueueConfig {
@@ -49,6 +57,8 @@ impl Default for QueueConfig {
             event_stream_max_len: 100_000,
             log_cap_bytes: 1 << 20,
             telemetry: TelemetryLimits::default(),
+            submit_batch_max: 256,
+            submit_batches_in_flight: 2,
         }
     }
 }
@@ -86,6 +96,41 @@ pub enum QueueError {
         /// What was wrong.
         detail: String,
     },
+    /// The group commit stopped before answering (the runtime is shutting
+    /// down): the job may or may not be queued.
+    #[error("the submit was interrupted before its batch was committed")]
+    CommitLost,
+}
+
+impl QueueError {
+    /// The same error again, for each request of a group commit whose
+    /// batch it stopped.
+    pub(crate) fn duplicate(&self) -> QueueError {
+        use deadpool_redis::PoolError;
+        match self {
+            QueueError::Redis(e) => QueueError::Redis(e.clone()),
+            QueueError::Pool(e) => QueueError::Pool(match e {
+                PoolError::Timeout(kind) => PoolError::Timeout(*kind),
+                PoolError::Backend(e) => PoolError::Backend(e.clone()),
+                PoolError::Closed => PoolError::Closed,
+                PoolError::NoRuntimeSpecified => PoolError::NoRuntimeSpecified,
+                PoolError::PostCreateHook(hook) => PoolError::PostCreateHook(
+                    deadpool_redis::HookError::Message(hook.to_string().into()),
+                ),
+            }),
+            QueueError::NotFound(id) => QueueError::NotFound(id.clone()),
+            QueueError::StaleLease(id) => QueueError::StaleLease(id.clone()),
+            QueueError::Conflict { id, detail } => QueueError::Conflict {
+                id: id.clone(),
+                detail: detail.clone(),
+            },
+            QueueError::Corrupt { id, detail } => QueueError::Corrupt {
+                id: id.clone(),
+                detail: detail.clone(),
+            },
+            QueueError::CommitLost => QueueError::CommitLost,
+        }
+    }
 }
 
 /// The answer to a submit.
@@ -175,6 +220,8 @@ pub struct JobQueue {
     keys: Keys,
     scripts: std::sync::Arc<Scripts>,
     config: QueueConfig,
+    /// Submits waiting for their batch (see `submit`), shared by clones.
+    group: std::sync::Arc<submit::GroupCommit>,
 }
 
 impl JobQueue {
@@ -187,6 +234,7 @@ impl JobQueue {
             scripts: std::sync::Arc::new(Scripts::load()),
             keys,
             config,
+            group: std::sync::Arc::default(),
         }
     }
 
@@ -237,85 +285,6 @@ impl JobQueue {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
-    }
-
-    /// Queues a validated job for `tenant`. With an idempotency key the tenant
-    /// used before, returns the existing job and writes nothing.
-    pub async fn submit(
-        &self,
-        tenant: &TenantId,
-        spec: JobSpec,
-        now_ms: u64,
-    ) -> Result<SubmitOutcome, QueueError> {
-        let mut outcomes = self.submit_many(tenant, vec![spec], now_ms).await?;
-        outcomes.pop().ok_or_else(|| QueueError::Corrupt {
-            id: String::new(),
-            detail: "submit script returned no result".into(),
-        })
-    }
-
-    /// Queues many jobs of one tenant in one atomic script call (batches,
-    /// benchmark). Outcomes are in the order of `specs`.
-    pub async fn submit_many(
-        &self,
-        tenant: &TenantId,
-        specs: Vec<JobSpec>,
-        now_ms: u64,
-    ) -> Result<Vec<SubmitOutcome>, QueueError> {
-        if specs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut invocation = self.scripts.submit.prepare_invoke();
-        invocation
-            .key(self.keys.idempotency(tenant))
-            .key(self.keys.seq())
-            .key(self.keys.all_jobs())
-            .key(self.keys.tenant_jobs(tenant))
-            .key(self.keys.ready(tenant))
-            .key(self.keys.ready_tenants())
-            .key(self.keys.events());
-        self.common_args(&mut invocation, now_ms);
-        invocation.arg(tenant.as_str());
-        let mut fresh = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let id = JobId::generate(now_ms);
-            let spec_json = serde_json::to_string(&spec).map_err(|e| QueueError::Corrupt {
-                id: id.to_string(),
-                detail: format!("spec does not serialise: {e}"),
-            })?;
-            invocation
-                .arg(id.as_str())
-                .arg(spec.idempotency_key.as_deref().unwrap_or(""))
-                .arg(spec.priority)
-                .arg(spec.display_name())
-                .arg(spec_json);
-            fresh.push((id, spec));
-        }
-        let mut conn = self.conn().await?;
-        let replies: Vec<(i64, String, u64)> = invocation.invoke_async(&mut conn).await?;
-        drop(conn);
-        let mut outcomes = Vec::with_capacity(replies.len());
-        for ((created, id, _seq), (new_id, spec)) in replies.into_iter().zip(fresh) {
-            if created == 1 {
-                outcomes.push(SubmitOutcome::Created(queued_job(
-                    new_id,
-                    tenant.clone(),
-                    spec,
-                    now_ms,
-                )));
-            } else {
-                let existing = JobId::from_str(&id).map_err(|e| QueueError::Corrupt {
-                    id: id.clone(),
-                    detail: e.to_string(),
-                })?;
-                let job = self
-                    .get(&existing)
-                    .await?
-                    .ok_or(QueueError::NotFound(existing))?;
-                outcomes.push(SubmitOutcome::Existing(job));
-            }
-        }
-        Ok(outcomes)
     }
 
     /// The job, whoever owns it (callers check the tenant).
@@ -433,11 +402,12 @@ impl JobQueue {
             invocation.arg(id.as_str());
         }
         let mut conn = self.conn().await?;
-        let replies: Vec<(String, u64, HashMap<String, String>)> =
-            invocation.invoke_async(&mut conn).await?;
+        let replies: Vec<LeaseReply> = invocation.invoke_async(&mut conn).await?;
         replies
             .into_iter()
-            .map(|(id, fence, fields)| {
+            .map(|(id, fence, mut fields, written)| {
+                // The hash as read before the lease, with what the lease wrote laid over it.
+                fields.extend(written);
                 Ok(Lease {
                     job: job_from_fields(&id, &fields)?,
                     fence,
@@ -499,33 +469,14 @@ impl JobQueue {
     }
 }
 
-/// The job as the submit script wrote it, built without reading it back.
-fn queued_job(id: JobId, tenant: TenantId, spec: JobSpec, now_ms: u64) -> Job {
-    Job {
-        id,
-        tenant,
-        name: spec.display_name(),
-        state: JobState::Queued,
-        reason: "submitted".to_string(),
-        attempt: 0,
-        cluster: None,
-        cancel_requested: false,
-        exit_code: None,
-        failure: None,
-        failover: Failover::default(),
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-        attempts: Vec::new(),
-        history: vec![Transition {
-            from: None,
-            to: JobState::Queued,
-            at_ms: now_ms,
-            attempt: 0,
-            reason: "submitted".to_string(),
-        }],
-        spec,
-    }
-}
+/// One leased job as `lease.lua` returns it: id, fence, the job hash before
+/// the lease, the fields the lease wrote.
+type LeaseReply = (
+    String,
+    u64,
+    HashMap<String, String>,
+    HashMap<String, String>,
+);
 
 /// Maps a script's `{'ok', detail}`-style reply to a result.
 fn status_reply(id: &JobId, reply: Vec<String>) -> Result<String, QueueError> {

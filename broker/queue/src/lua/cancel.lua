@@ -7,22 +7,23 @@
 -- Returns {'cancelled'} | {'requested'} | {'already_finished'} | {'not_found'}
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, id, reason = ARGV[5], ARGV[6], ARGV[7]
+local ctx = context(state_base, KEYS[2], maxlen, now)
 local jk = job_base .. id
-local f = redis.call('HMGET', jk, 'state', 'tenant', 'cancel', 'attempt')
-local state = f[1]
-if not state then return {'not_found'} end
+local job = load(jk)
+if not job then return {'not_found'} end
+local state = job.state
 if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
   return {'already_finished'}
 end
 if state == 'queued' then
-  redis.call('ZREM', ready_base .. f[2], id)
-  if redis.call('ZCARD', ready_base .. f[2]) == 0 then redis.call('SREM', KEYS[3], f[2]) end
-  move(jk, id, 'queued', 'cancelled', now, reason, state_base, KEYS[2], maxlen)
+  redis.call('ZREM', ready_base .. job.tenant, id)
+  if redis.call('ZCARD', ready_base .. job.tenant) == 0 then redis.call('SREM', KEYS[3], job.tenant) end
+  move(ctx, jk, id, job, 'queued', 'cancelled', reason)
+  ctx.idx.flush()
   return {'cancelled'}
 end
-if f[3] ~= '1' then
-  redis.call('HSET', jk, 'cancel', 1, 'updated', now)
+if job.cancel ~= '1' then
   redis.call('SADD', KEYS[1], id)
-  record(jk, id, f[2], state, state, now, f[4], 'cancel requested: ' .. reason, KEYS[2], maxlen)
+  record(ctx, jk, id, job, state, state, 'cancel requested: ' .. reason, {'cancel', '1'})
 end
 return {'requested'}

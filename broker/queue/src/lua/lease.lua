@@ -4,29 +4,44 @@
 -- ARGV: 1 job key base, 2 state key base, 3 stream max len, 4 now ms,
 --       5 lease expiry ms, 6 max jobs, 7 tenant, then optionally the ids to
 --       lease (placement chose them); ids no longer queued are skipped
--- Returns one {id, fence, HGETALL of the job} per leased job.
+-- Returns one {id, fence, HGETALL of the job before the lease, the fields the
+-- lease wrote (field, value, ...)} per leased job; the job as leased is the
+-- first with the second laid over it.
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expires, max, tenant = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local ctx = context(state_base, KEYS[4], maxlen, now)
 local out = {}
 local ids
 if #ARGV > 7 then
+  local asked = {}
+  for i = 8, math.min(#ARGV, 7 + max) do asked[#asked + 1] = ARGV[i] end
   ids = {}
-  for i = 8, math.min(#ARGV, 7 + max) do
-    if redis.call('ZSCORE', KEYS[1], ARGV[i]) then ids[#ids + 1] = ARGV[i] end
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(asked))
+  for k, id in ipairs(asked) do
+    if scores[k] then ids[#ids + 1] = id end
   end
 else
   ids = redis.call('ZRANGE', KEYS[1], 0, max - 1)
 end
+for s = 1, #ids, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(ids, s, math.min(#ids, s + 999)))
+end
+local reason = 'leased for dispatch'
 for _, id in ipairs(ids) do
   local jk = job_base .. id
-  redis.call('ZREM', KEYS[1], id)
-  -- A member whose job is no longer queued is a leftover: drop it.
-  if redis.call('HGET', jk, 'state') == 'queued' then
-    local fence = redis.call('HINCRBY', jk, 'fence', 1)
-    redis.call('ZADD', KEYS[2], expires, id)
-    move(jk, id, 'queued', 'dispatching', now, 'leased for dispatch', state_base, KEYS[4], maxlen)
-    out[#out + 1] = {id, fence, redis.call('HGETALL', jk)}
+  local all = redis.call('HGETALL', jk)
+  local job = {}
+  for k = 1, #all, 2 do job[all[k]] = all[k + 1] end
+  -- A member whose job is no longer queued is a leftover: dropped above.
+  if job.state == 'queued' then
+    local fence = (tonumber(job.fence) or 0) + 1
+    -- move appends every field it writes to `written`.
+    local written = {'fence', int(fence)}
+    move(ctx, jk, id, job, 'queued', 'dispatching', reason, written)
+    ctx.idx.add('ZADD', KEYS[2], expires, id)
+    out[#out + 1] = {id, fence, all, written}
   end
 end
+ctx.idx.flush()
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], tenant) end
 return out

@@ -15,27 +15,28 @@
 -- Returns one reply per job: {'ok', detail} | {'stale'} | {'not_found'} | {'conflict', why}
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, op, arg, reason = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local ctx = context(state_base, KEYS[2], maxlen, now)
 
 local function one(id, fence)
   local jk = job_base .. id
-  local f = redis.call('HMGET', jk, 'state', 'fence', 'tenant', 'prio', 'seq', 'attempt', 'cancel')
-  if not f[1] then return {'not_found'} end
-  if f[1] ~= 'dispatching' or f[2] ~= fence then return {'stale'} end
-  local tenant, prio, seq, attempt, cancel = f[3], f[4], f[5], tonumber(f[6]), f[7]
+  local job = load(jk)
+  if not job then return {'not_found'} end
+  if job.state ~= 'dispatching' or job.fence ~= fence then return {'stale'} end
+  local attempt = tonumber(job.attempt)
 
   if op == 'renew' then
     redis.call('ZADD', KEYS[1], 'XX', arg, id)
     return {'ok', arg}
   elseif op == 'release' then
-    redis.call('ZREM', KEYS[1], id)
-    if cancel == '1' then
-      redis.call('SREM', KEYS[3], id)
-      move(jk, id, 'dispatching', 'cancelled', now, 'cancelled before dispatch', state_base, KEYS[2], maxlen)
+    ctx.idx.add('ZREM', KEYS[1], id)
+    if job.cancel == '1' then
+      ctx.idx.add('SREM', KEYS[3], id)
+      move(ctx, jk, id, job, 'dispatching', 'cancelled', 'cancelled before dispatch')
       return {'ok', 'cancelled'}
     end
-    redis.call('ZADD', ready_base .. tenant, ready_score(prio, seq), id)
-    redis.call('SADD', KEYS[4], tenant)
-    move(jk, id, 'dispatching', 'queued', now, reason, state_base, KEYS[2], maxlen)
+    ctx.idx.add('ZADD', ready_base .. job.tenant, ready_score(job.prio, job.seq), id)
+    ctx.idx.add('SADD', KEYS[4], job.tenant)
+    move(ctx, jk, id, job, 'dispatching', 'queued', reason)
     return {'ok', 'queued'}
   elseif op == 'attempt' then
     local n, cluster, sid = string.match(arg, '^(%d+) (%S+) (%S+)$')
@@ -46,30 +47,31 @@ local function one(id, fence)
     local attempts = cjson.decode(redis.call('HGET', jk, 'attempts') or '[]')
     attempts[#attempts + 1] = {number = tonumber(n), cluster = cluster, submission_id = sid,
       created_at_ms = tonumber(now)}
-    redis.call('HSET', jk, 'attempt', n, 'cluster', cluster, 'attempts', cjson.encode(attempts),
-      'updated', now)
-    record(jk, id, tenant, 'dispatching', 'dispatching', now, n,
-      'attempt ' .. n .. ' on cluster ' .. cluster, KEYS[2], maxlen)
+    job.attempt = n
+    record(ctx, jk, id, job, 'dispatching', 'dispatching', 'attempt ' .. n .. ' on cluster ' .. cluster,
+      {'attempt', n, 'cluster', cluster, 'attempts', cjson.encode(attempts)})
     return {'ok', n}
   elseif op == 'submitted' then
     if attempt == 0 then return {'conflict', 'no attempt recorded before submit'} end
+    local extra = {}
     local attempts = cjson.decode(redis.call('HGET', jk, 'attempts') or '[]')
     if #attempts > 0 then
       attempts[#attempts].submitted_at_ms = tonumber(now)
-      redis.call('HSET', jk, 'attempts', cjson.encode(attempts))
+      extra = {'attempts', cjson.encode(attempts)}
     end
-    redis.call('ZREM', KEYS[1], id)
-    move(jk, id, 'dispatching', 'submitted', now, reason, state_base, KEYS[2], maxlen)
+    ctx.idx.add('ZREM', KEYS[1], id)
+    move(ctx, jk, id, job, 'dispatching', 'submitted', reason, extra)
     return {'ok', 'submitted'}
   elseif op == 'finish' then
     local to, class = string.match(arg, '^([%a_]+):?([%a_]*)$')
     if not to or not allowed('dispatching', to) or (to ~= 'failed' and to ~= 'cancelled') then
       return {'conflict', 'cannot finish a dispatching job as ' .. arg}
     end
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('SREM', KEYS[3], id)
-    if class ~= '' then redis.call('HSET', jk, 'failure', class) end
-    move(jk, id, 'dispatching', to, now, reason, state_base, KEYS[2], maxlen)
+    ctx.idx.add('ZREM', KEYS[1], id)
+    ctx.idx.add('SREM', KEYS[3], id)
+    local extra = {}
+    if class ~= '' then extra = {'failure', class} end
+    move(ctx, jk, id, job, 'dispatching', to, reason, extra)
     return {'ok', to}
   end
   return {'conflict', 'unknown op ' .. op}
@@ -79,4 +81,5 @@ local out = {}
 for i = 9, #ARGV, 2 do
   out[#out + 1] = one(ARGV[i], ARGV[i + 1])
 end
+ctx.idx.flush()
 return out

@@ -7,23 +7,25 @@
 -- Returns the ids reclaimed.
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, limit = ARGV[5], ARGV[6]
+local ctx = context(state_base, KEYS[2], maxlen, now)
 local out = {}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local jk = job_base .. id
-  local f = redis.call('HMGET', jk, 'state', 'tenant', 'prio', 'seq', 'cancel')
-  if f[1] == 'dispatching' then
-    redis.call('HINCRBY', jk, 'fence', 1)
-    if f[5] == '1' then
+  local job = load(jk)
+  if job and job.state == 'dispatching' then
+    local fence = {'fence', int((tonumber(job.fence) or 0) + 1)}
+    if job.cancel == '1' then
       redis.call('SREM', KEYS[3], id)
-      move(jk, id, 'dispatching', 'cancelled', now, 'cancelled after the dispatcher lost its lease', state_base, KEYS[2], maxlen)
+      move(ctx, jk, id, job, 'dispatching', 'cancelled', 'cancelled after the dispatcher lost its lease', fence)
     else
-      redis.call('ZADD', ready_base .. f[2], ready_score(f[3], f[4]), id)
-      redis.call('SADD', KEYS[4], f[2])
-      move(jk, id, 'dispatching', 'queued', now, 'lease expired: the dispatcher stopped or stalled', state_base, KEYS[2], maxlen)
+      redis.call('ZADD', ready_base .. job.tenant, ready_score(job.prio, job.seq), id)
+      redis.call('SADD', KEYS[4], job.tenant)
+      move(ctx, jk, id, job, 'dispatching', 'queued', 'lease expired: the dispatcher stopped or stalled', fence)
     end
     out[#out + 1] = id
   end
 end
+ctx.idx.flush()
 return out

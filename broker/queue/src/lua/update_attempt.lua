@@ -13,40 +13,41 @@
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ready_base, id, attempt, to, reason, exit = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local failure, not_before, exclude = ARGV[11], ARGV[12], ARGV[13]
+local ctx = context(state_base, KEYS[2], maxlen, now)
 local jk = job_base .. id
-local f = redis.call('HMGET', jk, 'state', 'attempt', 'tenant', 'prio', 'seq', 'cancel')
-local state = f[1]
-if not state then return {'not_found'} end
-if f[2] ~= attempt then
-  return {'conflict', 'attempt ' .. attempt .. ' is superseded by attempt ' .. f[2]}
+local job = load(jk)
+if not job then return {'not_found'} end
+local state = job.state
+if job.attempt ~= attempt then
+  return {'conflict', 'attempt ' .. attempt .. ' is superseded by attempt ' .. job.attempt}
 end
 if state ~= 'submitted' and state ~= 'running' then
   return {'conflict', 'a ' .. state .. ' job is not on a cluster'}
 end
 if state == to then return {'ok', state} end
-if to == 'queued' and f[6] == '1' then
+if to == 'queued' and job.cancel == '1' then
   to, reason = 'cancelled', 'cancelled instead of retried: ' .. reason
   failure = 'cancelled'
 end
 if not allowed(state, to) then
   return {'conflict', 'a ' .. state .. ' job cannot become ' .. to}
 end
-if exit ~= '' then redis.call('HSET', jk, 'exit', exit) end
+local extra = {}
+if exit ~= '' then extra[#extra + 1] = 'exit'; extra[#extra + 1] = exit end
 -- The class of the attempt's failure; a success clears an earlier one.
 if failure ~= '' then
-  redis.call('HSET', jk, 'failure', failure)
+  extra[#extra + 1] = 'failure'; extra[#extra + 1] = failure
 elseif to == 'succeeded' then
   redis.call('HDEL', jk, 'failure')
 end
 if to == 'queued' then
-  if not_before ~= '' then redis.call('HSET', jk, 'notbefore', not_before) end
-  if exclude ~= '' then redis.call('HSET', jk, 'exclude', exclude) end
-end
-if to == 'queued' then
-  redis.call('ZADD', ready_base .. f[3], ready_score(f[4], f[5]), id)
-  redis.call('SADD', KEYS[3], f[3])
+  if not_before ~= '' then extra[#extra + 1] = 'notbefore'; extra[#extra + 1] = not_before end
+  if exclude ~= '' then extra[#extra + 1] = 'exclude'; extra[#extra + 1] = exclude end
+  redis.call('ZADD', ready_base .. job.tenant, ready_score(job.prio, job.seq), id)
+  redis.call('SADD', KEYS[3], job.tenant)
 elseif to == 'succeeded' or to == 'failed' or to == 'cancelled' then
   redis.call('SREM', KEYS[1], id)
 end
-move(jk, id, state, to, now, reason, state_base, KEYS[2], maxlen)
+move(ctx, jk, id, job, state, to, reason, extra)
+ctx.idx.flush()
 return {'ok', to}
