@@ -36,6 +36,10 @@ struct Args {
     /// Jobs through the queue cycle.
     #[arg(long, default_value_t = 200_000)]
     cycle_jobs: usize,
+    /// Jobs through the cycle of one job per call (default: a tenth of
+    /// --cycle-jobs, at least 1,000; 0 skips it).
+    #[arg(long)]
+    cycle_single_jobs: Option<usize>,
     /// Jobs per script call in the batched cycle.
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -155,14 +159,18 @@ async fn main() -> anyhow::Result<()> {
             "queue cycle, {} per call, {} workers {batched:>10.0} jobs/s",
             args.batch, args.workers
         );
-        let single =
-            queue_cycle::run(&url, (args.cycle_jobs / 10).max(1000), 1, args.workers).await?;
-        println!(
-            "queue cycle, 1 per call, {} workers   {single:>10.0} jobs/s",
-            args.workers
-        );
         report.cycle_batched_jobs_per_s = Some(batched);
-        report.cycle_unbatched_jobs_per_s = Some(single);
+        let single_jobs = args
+            .cycle_single_jobs
+            .unwrap_or((args.cycle_jobs / 10).max(1000));
+        if single_jobs > 0 {
+            let single = queue_cycle::run(&url, single_jobs, 1, args.workers).await?;
+            println!(
+                "queue cycle, 1 per call, {} workers   {single:>10.0} jobs/s",
+                args.workers
+            );
+            report.cycle_unbatched_jobs_per_s = Some(single);
+        }
     }
     if !skip("memory") {
         let (per_job, hash) = queue_cycle::memory_per_job(&url, args.memory_jobs).await?;
@@ -183,6 +191,10 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "http submit, {} connections       {:>10.0} jobs/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  errors {}",
             args.connections, figures.jobs_per_s, figures.p50_ms, figures.p99_ms, figures.p999_ms, figures.errors
+        );
+        println!(
+            "  load generator's own CPU          {:>10.2} s ({:.1} µs per request)",
+            figures.client_cpu_s, figures.client_cpu_us_per_request
         );
         report.http = Some(figures);
     }
