@@ -72,6 +72,76 @@ async fn an_idempotency_key_returns_the_same_job() {
     broker.stop().await;
 }
 
+/// Concurrent submits share script calls (group commit); each request still
+/// gets its own answer: 201 for the one that created the job, 200 and the
+/// same job for the repeats of its idempotency key, its own job for the
+/// others, and its own 422 for a bad body in the middle of the crowd.
+#[tokio::test]
+async fn concurrent_submits_each_get_their_own_answer() {
+    let broker = Broker::start().await;
+    let mut keyed = spec("python train.py --seed 7");
+    keyed["idempotency_key"] = json!("crowd-seed-7");
+    let mut bodies: Vec<(&str, Value)> = Vec::new();
+    for i in 0..24 {
+        bodies.push(match i % 4 {
+            0 => (ROBOTICS, keyed.clone()),
+            1 => (VISION, keyed.clone()),
+            2 => (ROBOTICS, spec(&format!("python train.py --seed {i}"))),
+            _ => (
+                ROBOTICS,
+                json!({"entrypoint": "", "resources": {"cpus": 1}}),
+            ),
+        });
+    }
+    let answers = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|(token, body)| broker.post_json("/v1/jobs", token, body)),
+    )
+    .await;
+    let mut keyed_ids = std::collections::HashMap::new();
+    let mut created = std::collections::HashMap::new();
+    let mut own_ids = HashSet::new();
+    for (i, (status, job)) in answers.iter().enumerate() {
+        match i % 4 {
+            0 | 1 => {
+                let tenant = job["tenant"].as_str().unwrap().to_string();
+                assert_eq!(job["spec"]["idempotency_key"], "crowd-seed-7");
+                let id = job["id"].as_str().unwrap().to_string();
+                assert_eq!(
+                    keyed_ids
+                        .entry(tenant.clone())
+                        .or_insert_with(|| id.clone()),
+                    &id,
+                    "one job per tenant for the key"
+                );
+                if *status == 201 {
+                    *created.entry(tenant).or_insert(0) += 1;
+                } else {
+                    assert_eq!(*status, 200, "{job}");
+                }
+            }
+            2 => {
+                assert_eq!(*status, 201, "{job}");
+                assert_eq!(
+                    job["spec"]["entrypoint"],
+                    format!("python train.py --seed {i}")
+                );
+                assert!(own_ids.insert(job["id"].as_str().unwrap().to_string()));
+            }
+            _ => refused((*status, job.clone()), 422, "invalid", &["entrypoint"]),
+        }
+    }
+    assert_eq!(
+        created,
+        [("robotics".to_string(), 1), ("vision".to_string(), 1)].into(),
+        "exactly one 201 per tenant for the key"
+    );
+    let (_, page) = broker.get("/v1/jobs?limit=100", ROBOTICS).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1 + 6, "{page}");
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn tenants_only_see_their_own_jobs() {
     let broker = Broker::start().await;
