@@ -20,7 +20,7 @@ use support::{
 /// delivers the packages there, and the script reads a file of its working
 /// directory and imports the module.
 async fn submit_with_working_dir(version: RayVersion) {
-    let broker = Broker::start().await;
+    let broker = Broker::over_heads().await;
     let dir = tempdir(&format!("rayjobs-wd-{}", version.release()));
     let secret = format!("working-dir-content-{}", ulid::Ulid::new());
     std::fs::write(dir.join("data.txt"), &secret).unwrap();
@@ -75,7 +75,7 @@ async fn submit_with_working_dir(version: RayVersion) {
         .unwrap_or_else(|| panic!("no submission id in:\n{shown}"))
         .to_string();
     let (status, job) = broker
-        .get_json(&format!("/api/jobs/{submission_id}"), ROBOTICS)
+        .get(&format!("/api/jobs/{submission_id}"), ROBOTICS)
         .await;
     assert_eq!(status, 200, "{job}");
     assert_eq!(job["status"], "SUCCEEDED", "{job}");
@@ -85,7 +85,7 @@ async fn submit_with_working_dir(version: RayVersion) {
     let module = job["runtime_env"]["py_modules"][0].as_str().unwrap_or("");
     assert!(module.starts_with("gcs://_ray_pkg_rb"), "{job}");
     let (status, logs) = broker
-        .get_json(&format!("/api/jobs/{submission_id}/logs"), ROBOTICS)
+        .get(&format!("/api/jobs/{submission_id}/logs"), ROBOTICS)
         .await;
     assert_eq!(status, 200);
     assert!(
@@ -110,16 +110,14 @@ async fn ray_job_submit_with_a_working_dir_runs_on_the_head_chosen_by_ray_2_60()
 /// submit_job, tail_job_logs, get_job_status, get_job_info, get_job_logs,
 /// stop_job, delete_job and list_jobs (flow.py asserts each).
 async fn sdk_flow(version: RayVersion) {
-    let broker = Broker::start().await;
+    let broker = Broker::over_heads().await;
     let summary = run_script(version, "flow.py", &[&broker.base, ROBOTICS]).await;
     let first = summary["first"].as_str().unwrap();
     // What the client saw is the broker's record of the job.
-    let (status, job) = broker
-        .get_json(&format!("/api/jobs/{first}"), ROBOTICS)
-        .await;
+    let (status, job) = broker.get(&format!("/api/jobs/{first}"), ROBOTICS).await;
     assert_eq!(status, 200, "{job}");
     let (status, native) = broker
-        .get_json(
+        .get(
             &format!("/v1/jobs/{}", summary["job_id"].as_str().unwrap()),
             ROBOTICS,
         )
@@ -146,7 +144,7 @@ async fn job_submission_client_of_ray_2_60_works_against_the_broker() {
 /// Each case must raise the same exception type against the broker as
 /// against a real head of the same version, with a message of the same form.
 async fn errors_like_a_head(version: RayVersion) {
-    let broker = Broker::start().await;
+    let broker = Broker::over_heads().await;
     let head = run_script(version, "errors.py", &[&version.head_url(), ROBOTICS]).await;
     let ours = run_script(version, "errors.py", &[&broker.base, ROBOTICS]).await;
     let expected = [
@@ -192,7 +190,7 @@ async fn bad_requests_fail_as_against_a_ray_2_60_head() {
 }
 
 async fn isolation(version: RayVersion) {
-    let broker = Broker::start().await;
+    let broker = Broker::over_heads().await;
     let summary = run_script(version, "isolation.py", &[&broker.base, ROBOTICS, VISION]).await;
     if let RayVersion::Current = version {
         // Ray 2.60 raises its AuthenticationError for 401 and 403 ...
@@ -231,7 +229,7 @@ async fn tenants_are_isolated_for_ray_2_60_clients() {
 /// kept with a TTL; and a submit naming a package the tenant lacks fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packages_are_kept_per_tenant_with_a_limit_and_a_ttl() {
-    let broker = Broker::start().await;
+    let broker = Broker::over_heads().await;
     let path = "/api/packages/gcs/_ray_pkg_0123abcd.zip";
     let send = |method: Method, token: Option<&'static str>, body: Vec<u8>| {
         broker.request(method, path, token).body(body).send()
@@ -308,7 +306,7 @@ async fn packages_are_kept_per_tenant_with_a_limit_and_a_ttl() {
     assert_eq!(response.status().as_u16(), 400);
     let text = response.text().await.unwrap();
     assert!(text.contains("does not exist"), "{text}");
-    let (code, listed) = broker.get_json("/api/jobs/", VISION).await;
+    let (code, listed) = broker.get("/api/jobs/", VISION).await;
     assert_eq!((code, listed), (200, Value::Array(vec![])));
     broker.stop().await;
 }

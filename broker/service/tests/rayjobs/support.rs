@@ -10,21 +10,18 @@
 
 #![allow(dead_code)] // each test uses its own part
 
+#[path = "../support/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use raybroker::auth::hash_token;
-use raybroker::config::Config;
-use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// Token of the `robotics` tenant.
-pub const ROBOTICS: &str = "robotics-token-0123456789";
-/// Token of the `vision` tenant.
-pub const VISION: &str = "vision-token-0123456789";
+pub use common::{redis_connection, Broker, ROBOTICS, VISION};
+
 /// Cluster name of head A in the broker's config.
 pub const CLUSTER_A: &str = "ray-a";
 /// Cluster name of head B in the broker's config.
@@ -125,25 +122,9 @@ fn head_url(var: &str) -> String {
     }
 }
 
-/// The Redis the tests use.
-fn redis_url() -> String {
-    std::env::var("RAYBROKER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390".into())
-}
-
-/// A running broker over both heads, with its own key prefix and origin.
-pub struct Broker {
-    /// `http://127.0.0.1:<port>`: what Ray's clients get as `--address`.
-    pub base: String,
-    /// The key prefix of this broker.
-    pub prefix: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
 impl Broker {
     /// Starts a broker whose clusters are heads A and B.
-    pub async fn start() -> Broker {
+    pub async fn over_heads() -> Broker {
         let (head_a, head_b) = (
             RayVersion::Pinned.head_url(),
             RayVersion::Current.head_url(),
@@ -168,91 +149,15 @@ clusters:
   - {{name: {CLUSTER_A}, kind: ray, ray: {{address: "{head_a}", request_timeout: 15s}}}}
   - {{name: {CLUSTER_B}, kind: ray, ray: {{address: "{head_b}", request_timeout: 15s}}}}
 "#,
-            redis = redis_url(),
+            redis = common::redis_url(),
             robotics = hash_token(ROBOTICS),
             vision = hash_token(VISION),
         );
-        let config = Config::from_yaml_str(&yaml, "test config").expect("test config is valid");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(raybroker::serve::run(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Broker {
-            base,
-            prefix,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            server: Some(server),
-        }
+        let mut broker = Broker::from_yaml(prefix, &yaml).await;
+        // Shutting down may wait on calls to the real heads.
+        broker.stop_within = Duration::from_secs(20);
+        broker
     }
-
-    /// A request to `path` with `token` (none: unauthenticated).
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.client.request(method, format!("{}{path}", self.base));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
-    }
-
-    /// GET `path` as `token`: the status and the JSON body.
-    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self
-            .request(Method::GET, path, Some(token))
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    }
-
-    /// Every Redis key under this broker's prefix.
-    pub async fn keys(&self) -> Vec<String> {
-        let mut conn = redis_connection().await;
-        redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS")
-    }
-
-    /// Stops the server, checks it stopped cleanly, and deletes its keys.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let result = tokio::time::timeout(Duration::from_secs(20), server)
-                .await
-                .expect("server stops within 20s")
-                .expect("server task did not panic");
-            result.expect("server ran without error");
-        }
-        let keys = self.keys().await;
-        if !keys.is_empty() {
-            let mut conn = redis_connection().await;
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL");
-        }
-    }
-}
-
-/// A connection to the test Redis.
-pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the test Redis must run (see RAYBROKER_TEST_REDIS_URL)")
 }
 
 /// The Python scripts beside this file.

@@ -34,6 +34,8 @@ pub struct Broker {
     pub base: String,
     /// The key prefix of this broker's queue.
     pub prefix: String,
+    /// How long [`Broker::stop`] waits for the server to end (10 s).
+    pub stop_within: Duration,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -87,7 +89,12 @@ clusters:
             vision = hash_token(VISION),
             ops = hash_token(OPS),
         );
-        let config = Config::from_yaml_str(&yaml, "test config").expect("test config is valid");
+        Broker::from_yaml(prefix, &yaml).await
+    }
+
+    /// A broker on the config `yaml`, whose Redis key prefix is `prefix`.
+    pub async fn from_yaml(prefix: String, yaml: &str) -> Broker {
+        let config = Config::from_yaml_str(yaml, "test config").expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -99,6 +106,7 @@ clusters:
         Broker {
             base,
             prefix,
+            stop_within: Duration::from_secs(10),
             client: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
@@ -173,9 +181,9 @@ clusters:
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
-            let result = tokio::time::timeout(Duration::from_secs(10), server)
+            let result = tokio::time::timeout(self.stop_within, server)
                 .await
-                .expect("server stops within 10s")
+                .unwrap_or_else(|_| panic!("server stops within {:?}", self.stop_within))
                 .expect("server task did not panic");
             result.expect("server ran without error");
         }
@@ -191,7 +199,8 @@ clusters:
     }
 }
 
-async fn redis_connection() -> redis::aio::MultiplexedConnection {
+/// A connection to the test Redis.
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis_url())
         .expect("redis url")
         .get_multiplexed_async_connection()
