@@ -5,31 +5,37 @@
 use std::time::Duration;
 
 use raybroker_adapter::{ClusterAdapter, RemoteState, SubmitAck, SubmitRequest};
-use raybroker_core::JobState;
+use raybroker_core::{Attempt, JobId, JobState};
+use raybroker_queue::Lease;
 
 use crate::support::{
     cpu_nodes, spec, Harness, SimCluster, FIRST_INFRA_RETRY_WAIT, LEASE_TTL, LOST_GRACE,
 };
 
-#[tokio::test]
-async fn a_crash_between_record_and_submit_replays_the_same_attempt() {
-    let h = Harness::new(
-        "crash-before",
-        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
-    );
+/// A job on a one-node cluster `cpu-site` that a dispatcher has leased and
+/// recorded attempt 1 of, as a dispatcher does right before its submit.
+async fn leased_and_recorded(name: &str) -> (Harness, JobId, Lease, Attempt) {
+    let h = Harness::new(name, vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])]);
     let id = h.submit(spec("sleep 60")).await;
     h.refresh().await;
-    // A dispatcher leases the job, records attempt 1, and dies before submitting.
-    let leases = h
+    let mut leases = h
         .queue
         .lease_ids(&h.tenant, std::slice::from_ref(&id), h.now())
         .await
         .unwrap();
+    let lease = leases.remove(0);
     let attempt = h
         .queue
-        .record_attempt(&leases[0], "cpu-site", h.now())
+        .record_attempt(&lease, "cpu-site", h.now())
         .await
         .unwrap();
+    (h, id, lease, attempt)
+}
+
+#[tokio::test]
+async fn a_crash_between_record_and_submit_replays_the_same_attempt() {
+    // The dispatcher dies after recording attempt 1, before submitting.
+    let (h, id, _lease, attempt) = leased_and_recorded("crash-before").await;
     // Until the lease runs out nobody else touches the job.
     h.tick().await;
     assert_eq!(h.job(&id).await.state, JobState::Dispatching);
@@ -63,25 +69,10 @@ async fn a_crash_between_record_and_submit_replays_the_same_attempt() {
 
 #[tokio::test]
 async fn a_crash_after_submit_is_adopted_and_runs_once() {
-    let h = Harness::new(
-        "crash-after",
-        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
-    );
-    let id = h.submit(spec("sleep 60")).await;
-    h.refresh().await;
-    let leases = h
-        .queue
-        .lease_ids(&h.tenant, std::slice::from_ref(&id), h.now())
-        .await
-        .unwrap();
-    let attempt = h
-        .queue
-        .record_attempt(&leases[0], "cpu-site", h.now())
-        .await
-        .unwrap();
+    let (h, id, lease, attempt) = leased_and_recorded("crash-after").await;
     // The submit reaches the cluster; the dispatcher dies before marking it.
     let sim = h.sim("cpu-site");
-    let job = &leases[0].job;
+    let job = &lease.job;
     let request = SubmitRequest {
         submission_id: attempt.submission_id.clone(),
         job_id: job.id.clone(),
