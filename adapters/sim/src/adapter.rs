@@ -244,6 +244,17 @@ mod tests {
         assert_eq!(sim.submissions_of("b"), 0, "a refused submit must not run");
     }
 
+    /// The submission ids `adapter` lists as its own.
+    async fn owned_ids(adapter: &SimAdapter) -> Vec<String> {
+        adapter
+            .list_owned()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|job| job.submission_id)
+            .collect()
+    }
+
     #[tokio::test]
     async fn origins_share_the_cluster_but_not_the_listing() {
         let clock = Arc::new(ManualClock::new(0));
@@ -252,22 +263,8 @@ mod tests {
         ours.submit(&request("mine", "sleep 5")).await.unwrap();
         ours.inject_foreign("theirs", &request("foreign", "sleep 5"))
             .unwrap();
-        let listed: Vec<String> = ours
-            .list_owned()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|job| job.submission_id)
-            .collect();
-        assert_eq!(listed, ["mine"]);
-        let listed: Vec<String> = theirs
-            .list_owned()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|job| job.submission_id)
-            .collect();
-        assert_eq!(listed, ["foreign"]);
+        assert_eq!(owned_ids(&ours).await, ["mine"]);
+        assert_eq!(owned_ids(&theirs).await, ["foreign"]);
         assert_eq!(ours.running_jobs(), ["mine", "foreign"]);
         assert_eq!(
             theirs.submit(&request("mine", "sleep 5")).await.unwrap(),
