@@ -209,27 +209,27 @@ fn default_ttl() -> Duration {
 /// True for a Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
 /// starting and ending alphanumeric (empty is allowed by Kubernetes, not here).
 pub fn is_label_value(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    !value.is_empty()
-        && value.len() <= 63
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    is_label_shaped(value, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+    })
 }
 
 /// True for a DNS-1123 label (namespaces, group names): lower-case
 /// alphanumerics and `-`, at most 63, alphanumeric at both ends.
 pub fn is_dns_label(value: &str) -> bool {
+    is_label_shaped(value, |b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+    })
+}
+
+/// 1 to 63 bytes, each `allowed`, alphanumeric at both ends.
+fn is_label_shaped(value: &str, allowed: impl Fn(u8) -> bool) -> bool {
     let bytes = value.as_bytes();
     !value.is_empty()
         && value.len() <= 63
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| allowed(*b))
 }
 
 /// True for a label key: an optional DNS prefix and `/`, then a name part.
