@@ -2,6 +2,8 @@
 //! runs here (the test Slurm's jobs, the Ray heads they start): a cancelled
 //! or finished job must leave no process behind. Reads Linux's `/proc`.
 
+use std::time::Duration;
+
 /// Pids and command lines of the live processes (zombies and this test
 /// process excluded) whose command line mentions `needle`, e.g. a job's
 /// unique temp directory.
@@ -33,6 +35,26 @@ pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
         }
     }
     found
+}
+
+/// Waits up to `within` until no live process mentions `needle` (a backend
+/// may end a stopped job's processes gracefully first, e.g. Slurm's SIGTERM,
+/// then SIGKILL after `KillWait`); the processes still alive when it gives up.
+pub async fn wait_until_none_mention(
+    needle: &str,
+    within: Duration,
+) -> Result<(), Vec<(u32, String)>> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(left);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[cfg(test)]

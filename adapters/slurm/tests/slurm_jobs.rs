@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use raybroker_adapter::{ClusterAdapter, ErrorKind, RemoteState, SubmitAck};
-use raybroker_conformance::processes::processes_mentioning;
+use raybroker_conformance::processes::{processes_mentioning, wait_until_none_mention};
 use raybroker_core::{FailureClass, GpuModel, Quantity, Resources};
 use raybroker_slurm::{SlurmAdapter, SlurmAuth};
 
@@ -113,17 +113,8 @@ async fn a_job_over_its_time_limit_ends_timed_out() {
 /// Waits until no live process mentions `needle` (Slurm ends a cancelled
 /// job's processes with SIGTERM, then SIGKILL after KillWait).
 async fn wait_no_process(needle: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = processes_mentioning(needle);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "processes of {needle} still alive 30 s after the job ended: {left:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Err(left) = wait_until_none_mention(needle, Duration::from_secs(30)).await {
+        panic!("processes of {needle} still alive 30 s after the job ended: {left:#?}");
     }
 }
 

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use raybroker_adapter::{ClusterAdapter, RemoteState};
+use raybroker_conformance::processes::wait_until_none_mention;
 use raybroker_core::{FailureClass, JobState};
 use serde_json::json;
 
@@ -188,16 +189,7 @@ async fn slurm_cancel_of_just_submitted_and_running_jobs_leaves_no_ray_process()
 /// Waits until no live process mentions `needle` (Slurm ends a cancelled
 /// job's processes with SIGTERM, then SIGKILL after KillWait).
 async fn wait_no_process(needle: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = processes_mentioning(needle);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Ray processes of a cancelled job are still alive: {left:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Err(left) = wait_until_none_mention(needle, Duration::from_secs(30)).await {
+        panic!("Ray processes of a cancelled job are still alive: {left:#?}");
     }
 }
