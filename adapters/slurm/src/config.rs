@@ -353,6 +353,20 @@ fn is_tag_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
+/// A config for unit tests: token auth, Ray in `ray_bin_dir`, jobs in
+/// `/shared/jobs`, origin `origin`.
+#[cfg(test)]
+pub(crate) fn test_config(ray_bin_dir: &str, origin: &str) -> SlurmClusterConfig {
+    SlurmClusterConfig::new(
+        "http://x",
+        "root",
+        SlurmAuth::TokenEnv("T".into()),
+        ray_bin_dir,
+        "/shared/jobs",
+        origin,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,18 +160,10 @@ pub fn partition_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SlurmAuth;
     use raybroker_core::GpuModel;
 
     fn config() -> SlurmClusterConfig {
-        SlurmClusterConfig::new(
-            "http://x",
-            "root",
-            SlurmAuth::TokenEnv("T".into()),
-            "/opt/ray/bin",
-            "/shared/jobs",
-            "o",
-        )
+        crate::config::test_config("/opt/ray/bin", "o")
     }
 
     fn gres(gres_type: Option<&str>, count: u64) -> GpuGres {

@@ -182,18 +182,10 @@ pub fn job_description(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SlurmAuth;
     use raybroker_core::{Bytes, JobSpec, Quantity, Resources, TenantId};
 
     fn config() -> SlurmClusterConfig {
-        let mut config = SlurmClusterConfig::new(
-            "http://x",
-            "root",
-            SlurmAuth::TokenEnv("T".into()),
-            "/opt/ray/bin",
-            "/shared/jobs",
-            "prod",
-        );
+        let mut config = crate::config::test_config("/opt/ray/bin", "prod");
         config.partition = Some("gpu".into());
         config.gpu_types.insert("A100".into(), "nvidia_a100".into());
         config

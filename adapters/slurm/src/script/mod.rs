@@ -76,17 +76,9 @@ pub fn render(params: &ScriptParams<'_>, config: &SlurmClusterConfig) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SlurmAuth;
 
     fn config() -> SlurmClusterConfig {
-        SlurmClusterConfig::new(
-            "http://x",
-            "root",
-            SlurmAuth::TokenEnv("T".into()),
-            "/opt/ray env/bin",
-            "/shared/jobs",
-            "o",
-        )
+        crate::config::test_config("/opt/ray env/bin", "o")
     }
 
     fn params(entrypoint: &str) -> ScriptParams<'_> {
