@@ -170,6 +170,30 @@ impl TestServer {
         self.shared.store.list(resource, None)
     }
 
+    /// Objects of `resource` labelled `raybroker.io/origin: <origin>`: what
+    /// the broker of that origin created (and KubeRay made from it).
+    pub fn objects_of_origin(&self, resource: Resource, origin: &str) -> Vec<Value> {
+        self.objects(resource)
+            .into_iter()
+            .filter(|o| o["metadata"]["labels"]["raybroker.io/origin"] == origin)
+            .collect()
+    }
+
+    /// The kinds of which something labelled with `origin` is still there
+    /// (RayJobs, RayClusters, Pods, Secrets); empty once a broker's cleanup
+    /// left nothing behind.
+    pub fn left_of_origin(&self, origin: &str) -> Vec<Resource> {
+        [
+            Resource::RayJob,
+            Resource::RayCluster,
+            Resource::Pod,
+            Resource::Secret,
+        ]
+        .into_iter()
+        .filter(|resource| !self.objects_of_origin(*resource, origin).is_empty())
+        .collect()
+    }
+
     /// Requests served so far (past authentication).
     pub fn requests(&self) -> u64 {
         self.shared

@@ -53,11 +53,7 @@ fn small_cpu_job() -> Resources {
 }
 
 fn ours(server: &TestServer, resource: Resource, origin: &str) -> Vec<Value> {
-    server
-        .objects(resource)
-        .into_iter()
-        .filter(|o| o["metadata"]["labels"]["raybroker.io/origin"] == json!(origin))
-        .collect()
+    server.objects_of_origin(resource, origin)
 }
 
 async fn wait_final(adapter: &KubeRayAdapter, id: &str) -> raybroker_adapter::RemoteStatus {
@@ -367,17 +363,7 @@ async fn cleanup_of_everything_and_orphan_collection_leave_nothing_of_ours() {
     assert_eq!(kinds, ["RayCluster", "RayJob", "Secret"], "{listed:?}");
     let deleted = created.delete_created().await.unwrap();
     assert_eq!(deleted, listed);
-    for resource in [
-        Resource::RayJob,
-        Resource::RayCluster,
-        Resource::Pod,
-        Resource::Secret,
-    ] {
-        assert!(
-            ours(&server, resource, &origin).is_empty(),
-            "{resource:?} left"
-        );
-    }
+    assert_eq!(server.left_of_origin(&origin), []);
     assert!(created.list_created().await.unwrap().is_empty());
     // The other broker's job is untouched.
     assert_eq!(foreign.list_owned().await.unwrap().len(), 1);

@@ -84,11 +84,7 @@ fn write_config(env: &TestEnv, server: &TestServer, label_value: &str, path: &st
 }
 
 fn ours(server: &TestServer, resource: Resource, origin: &str) -> Vec<Value> {
-    server
-        .objects(resource)
-        .into_iter()
-        .filter(|o| o["metadata"]["labels"]["raybroker.io/origin"] == json!(origin))
-        .collect()
+    server.objects_of_origin(resource, origin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,17 +161,7 @@ async fn a_t4_job_runs_as_a_rayjob_and_cleanup_leaves_nothing() {
     let (status, deleted) = env.call(Method::DELETE, &path, None).await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(listed["objects"], deleted["objects"]);
-    for resource in [
-        Resource::RayJob,
-        Resource::RayCluster,
-        Resource::Pod,
-        Resource::Secret,
-    ] {
-        assert!(
-            ours(&server, resource, &env.origin).is_empty(),
-            "{resource:?} left"
-        );
-    }
+    assert_eq!(server.left_of_origin(&env.origin), []);
     let (status, after) = env.call(Method::GET, &path, None).await;
     assert_eq!((status, after["objects"].clone()), (200, json!([])));
     let (status, body) = env
