@@ -133,6 +133,18 @@ impl Fixture {
     }
 }
 
+/// An origin tag unique to this test process and moment,
+/// `rbtest-<label>-<pid>-<nanoseconds mod 10^12>`, so that jobs an earlier run
+/// left never show up in this run's `list_owned`. Short enough to be a
+/// Kubernetes label value for labels of up to 20 characters.
+pub fn unique_origin(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000_000)
+        .unwrap_or(0);
+    format!("rbtest-{label}-{}-{nanos}", std::process::id())
+}
+
 /// Ids `<prefix>-<check with '-' for '_'>-<lower-case ULID>`: unique, sortable
 /// by time, and made of characters every backend accepts in an id or a path.
 pub fn unique_ids(prefix: &str) -> IdGenerator {

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use raybroker_adapter::ClusterAdapter;
+pub use raybroker_conformance::unique_origin;
 use raybroker_conformance::Fixture;
 use raybroker_kube_testserver::{gpu_node, schema, TestServer, TestServerConfig};
 use raybroker_kuberay::{KubeRayAdapter, KubeRayClusterConfig};
@@ -48,15 +48,6 @@ pub async fn server() -> TestServer {
     })
     .await
     .expect("the kubernetes api test server starts (are the KubeRay CRDs readable?)")
-}
-
-/// An origin tag unique to this test process.
-pub fn unique_origin(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_000_000)
-        .unwrap_or(0);
-    format!("rbtest-{label}-{}-{nanos}", std::process::id())
 }
 
 /// Writes a kubeconfig for `server` with `user` and returns its path.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use raybroker_adapter::{ClusterAdapter, RemoteStatus};
+pub use raybroker_conformance::unique_origin;
 use raybroker_conformance::Fixture;
 use raybroker_ray::{GpuModelResource, RayAdapter, RayClusterConfig};
 
@@ -26,16 +27,6 @@ pub fn head_url(var: &str) -> String {
              \n  export {HEAD_A}=$(deploy/local/ray.sh url ray-a) {HEAD_B}=$(deploy/local/ray.sh url ray-b)\n"
         ),
     }
-}
-
-/// An origin tag unique to this test process, so jobs left by an earlier
-/// run never show up in this run's `list_owned`.
-pub fn unique_origin(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("rbtest-{label}-{}-{nanos}", std::process::id())
 }
 
 /// An adapter for `url` tagging with `origin`.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use raybroker_adapter::{ClusterAdapter, RemoteStatus, SubmitRequest};
+pub use raybroker_conformance::unique_origin;
 use raybroker_conformance::Fixture;
 use raybroker_core::{JobId, JobSpec, Quantity, Resources, TenantId};
 use raybroker_slurm::{SlurmAdapter, SlurmAuth, SlurmClusterConfig};
@@ -56,15 +57,6 @@ pub fn slurm() -> TestSlurm {
         gpu_model: std::env::var("RAYBROKER_TEST_SLURM_GPU_MODEL")
             .unwrap_or_else(|_| "H100".into()),
     }
-}
-
-/// An origin tag unique to this test process.
-pub fn unique_origin(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("rbtest-{label}-{}-{nanos}", std::process::id())
 }
 
 /// A config for the test Slurm, minting tokens of `lifespan`.
