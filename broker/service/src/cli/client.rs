@@ -183,21 +183,8 @@ impl Client {
         query: &[(&str, String)],
         what: &str,
     ) -> Result<String, CliError> {
-        let response = self
-            .request(Method::GET, path)?
-            .query(query)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|err| self.transport_error(&err))?;
-        let status = response.status();
-        let raw = response
-            .text()
-            .await
-            .map_err(|err| self.transport_error(&err))?;
-        if !status.is_success() {
-            return Err(api_error(status, &raw, what));
-        }
+        let request = self.request(Method::GET, path)?.query(query);
+        let (_, raw) = self.send_within(request, what, REQUEST_TIMEOUT).await?;
         Ok(raw)
     }
 
@@ -260,6 +247,27 @@ impl Client {
         what: &str,
         limit: Duration,
     ) -> Result<Reply<T>, CliError> {
+        let (status, raw) = self.send_within(request, what, limit).await?;
+        let body = serde_json::from_str(&raw).map_err(|err| {
+            CliError::failed(format!(
+                "could not read the broker's answer when trying to {what}: {err}"
+            ))
+            .with_hint(format!(
+                "is {} a raybroker of the same version as this CLI?",
+                self.server()
+            ))
+        })?;
+        Ok(Reply { status, raw, body })
+    }
+
+    /// Sends a request within `limit`: the status and body text of a
+    /// success, else the broker's error (or why no answer came) for `what`.
+    async fn send_within(
+        &self,
+        request: RequestBuilder,
+        what: &str,
+        limit: Duration,
+    ) -> Result<(StatusCode, String), CliError> {
         let response = request
             .timeout(limit)
             .send()
@@ -273,16 +281,7 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(status, &raw, what));
         }
-        let body = serde_json::from_str(&raw).map_err(|err| {
-            CliError::failed(format!(
-                "could not read the broker's answer when trying to {what}: {err}"
-            ))
-            .with_hint(format!(
-                "is {} a raybroker of the same version as this CLI?",
-                self.server()
-            ))
-        })?;
-        Ok(Reply { status, raw, body })
+        Ok((status, raw))
     }
 
     /// The request never got an HTTP answer.
