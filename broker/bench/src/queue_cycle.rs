@@ -14,13 +14,19 @@ use crate::typical_spec;
 /// jobs from `workers` concurrent tasks (one tenant each); returns jobs/s.
 pub async fn run(url: &str, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<f64> {
     let prefix = unique_prefix("bench-cycle");
-    let queue = JobQueue::new(
+    // As the service connects: shared multiplexed connections (one per
+    // worker here) with the service's 10 s answer timeout, not pool
+    // checkouts with redis-rs's short default (a 256-job call on a loaded
+    // machine can take longer).
+    let queue = JobQueue::with_shared_connections(
+        url,
+        workers,
         pool(url),
         QueueConfig {
             key_prefix: prefix.clone(),
             ..QueueConfig::default()
         },
-    );
+    )?;
     let per_worker = jobs / workers;
     // Specs are built before the clock starts: the figure is the queue's.
     let specs: Vec<_> = (0..batch)
