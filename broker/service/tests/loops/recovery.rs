@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use raybroker_adapter::{ClusterAdapter, RemoteState, SubmitAck, SubmitRequest};
-use raybroker_core::{Attempt, JobId, JobState};
+use raybroker_core::{Attempt, JobId, JobSpec, JobState};
 use raybroker_queue::Lease;
 
 use crate::support::{
@@ -107,19 +107,24 @@ async fn a_crash_after_submit_is_adopted_and_runs_once() {
     assert_eq!(sim.submissions_of(&attempt.submission_id), 1);
 }
 
-#[tokio::test]
-async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
-    let h = Harness::new(
-        "lost-retry",
-        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
-    );
-    let mut retried = spec("sleep 600");
-    retried.max_retries = 1;
-    let id = h.submit(retried).await;
+/// A job of `spec` started on a one-node cluster `cpu-site`, whose head then
+/// lost it (crashed); the broker has not seen that yet. Returns the
+/// harness, the job and the lost attempt's submission id.
+async fn started_then_lost(name: &str, spec: JobSpec) -> (Harness, JobId, String) {
+    let h = Harness::new(name, vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])]);
+    let id = h.submit(spec).await;
     h.tick().await;
     let first = h.submission_id(&id).await;
+    assert!(h.sim("cpu-site").forget(&first));
+    (h, id, first)
+}
+
+#[tokio::test]
+async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
+    let mut retried = spec("sleep 600");
+    retried.max_retries = 1;
+    let (h, id, first) = started_then_lost("lost-retry", retried).await;
     let sim = h.sim("cpu-site");
-    assert!(sim.forget(&first));
     h.tick().await;
     h.advance(LOST_GRACE - Duration::from_millis(1));
     h.tick().await;
@@ -159,18 +164,11 @@ async fn a_lost_job_gets_a_second_attempt_after_the_grace() {
 
 #[tokio::test]
 async fn a_lost_job_without_retries_fails() {
-    let h = Harness::new(
-        "lost-fail",
-        vec![SimCluster::new("cpu-site", vec![cpu_nodes(1)])],
-    );
     let mut no_retries = spec("sleep 600");
     no_retries
         .retry
         .insert(raybroker_core::FailureClass::ClusterUnreachable, 0);
-    let id = h.submit(no_retries).await;
-    h.tick().await;
-    let first = h.submission_id(&id).await;
-    assert!(h.sim("cpu-site").forget(&first));
+    let (h, id, _) = started_then_lost("lost-fail", no_retries).await;
     h.tick().await;
     h.advance(LOST_GRACE);
     h.tick().await;
