@@ -112,6 +112,9 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
     let mut allowed: Vec<usize> = Vec::new();
     let mut tier_quota: Option<(u32, String, bool)> = None;
     let mut burst_blocked = false;
+    // Whether the forecast gives it room on a lower tier by its bound
+    // (asked once per job: the answer promises that room to it).
+    let mut room_below: Option<bool> = None;
     for (tier, group) in &input.tiers {
         if best.is_some() {
             break; // a lower tier starts it
@@ -138,11 +141,28 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
                 continue;
             }
             if above && !waited_out && accepting_below {
-                burst_blocked = burst_blocked || find(input, state, ci, c).is_some();
-                why.push((view.name.clone(), format!(
-                    "burst tier {tier}: the job may burst once it has waited {bound} ms (at {until_ms})"
-                )));
-                continue;
+                let here = find(input, state, ci, c).is_some();
+                // With a forecast, it waits only while a lower tier will
+                // have room for it by its bound.
+                let room_below = *room_below.get_or_insert_with(|| {
+                    let below: Vec<usize> = (0..state.clusters.len())
+                        .filter(|&i| {
+                            let cs = &state.clusters[i];
+                            feasible[i] && cs.view.tier < *tier && cs.accepting.is_ok()
+                        })
+                        .collect();
+                    match state.outlook.as_mut() {
+                        Some(o) => o.promise(&state.clusters, &below, &c.need, c.shape, until_ms),
+                        None => true,
+                    }
+                });
+                if !here || room_below {
+                    burst_blocked = burst_blocked || here;
+                    why.push((view.name.clone(), format!(
+                        "burst tier {tier}: the job may burst once it has waited {bound} ms (at {until_ms})"
+                    )));
+                    continue;
+                }
             }
             allowed.push(ci);
             match find(input, state, ci, c) {
@@ -215,6 +235,19 @@ pub(crate) fn decide<'a>(input: &Input<'a>, state: &mut State<'a>, cand: usize, 
             reserved: None,
         }
     };
+    if room_below.is_none() && !matches!(reason, WaitReason::Quota { .. }) {
+        // It takes what frees on its lowest tier before the jobs behind it.
+        let home_clusters: Vec<usize> = (0..state.clusters.len())
+            .filter(|&i| {
+                let cs = &state.clusters[i];
+                feasible[i] && cs.view.tier == home && cs.accepting.is_ok()
+            })
+            .collect();
+        let by_ms = input.problem.now_ms.saturating_add(bound);
+        if let Some(outlook) = state.outlook.as_mut() {
+            outlook.promise(&state.clusters, &home_clusters, &c.need, c.shape, by_ms);
+        }
+    }
     state.waiting.push((c.job, reason));
 }
 

@@ -136,7 +136,7 @@ pub fn explain(job_id: &str, problem: &Problem) -> Explanation {
         };
     };
     let job = &problem.jobs[index];
-    let (plan, trace) = run(problem, Some(index));
+    let (plan, trace) = run(problem, None, Some(index));
     let outcome = if let Some(placed) = plan.placement_of(job_id) {
         Outcome::Placed {
             cluster: placed.cluster.clone(),

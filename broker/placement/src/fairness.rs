@@ -7,7 +7,10 @@
 //!   al., NSDI 2011). A tenant's dominant share is the largest fraction it
 //!   holds of the federation's GPUs, CPUs or memory, divided by its weight;
 //!   the tenant with the smallest share goes next, and its share is
-//!   recomputed after each job the plan places for it.
+//!   recomputed after each job the plan places for it. Aging works across
+//!   tenants too: a job that has waited one aging step goes before the
+//!   fair-share order, oldest first (see [`crate::plan`]), so DRF orders
+//!   the jobs that just arrived and defers none by more than a step.
 //! - Quotas: what a tenant has in flight plus what the plan has placed for
 //!   it, overall and per tier, never exceeds its quota.
 

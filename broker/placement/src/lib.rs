@@ -14,6 +14,9 @@
 //!   DRF across tenants, quotas.
 //! - [`plan`] (`plan`): reservations, tiers and bursting, the decisions;
 //!   [`verify`] checks its post-conditions, [`explain`] says why.
+//! - `forecast`: [`plan_with_releases`] also knows what running jobs give
+//!   back by their time limits ([`Release`]), and bursts a job at once when
+//!   no lower tier will have room for it within its wait bound.
 //!
 //! [`place`] and [`reserve`] are the one-job interface the dispatch loop
 //! used before plans: `place` is a plan of one job under a permissive policy.
@@ -23,6 +26,7 @@ mod decide;
 mod explain;
 mod fairness;
 mod fit;
+mod forecast;
 mod need;
 mod plan;
 mod score;
@@ -37,13 +41,14 @@ use raybroker_core::{Placement, Resources};
 pub use explain::{explain, ClusterExplanation, ClusterVerdict, Explanation, Outcome};
 pub use fairness::{effective_priority, MAX_HEAD_PER_TENANT};
 pub use fit::static_fit;
-pub use plan::{plan, MAX_HEAD_PER_SHAPE, MAX_RESERVATIONS};
+pub use forecast::Release;
+pub use plan::{plan, plan_with_releases, MAX_HEAD_PER_SHAPE, MAX_RESERVATIONS};
 pub use score::ScoreComponents;
 pub use types::{
     PendingJob, Placed, Plan, Policy, Problem, Quota, Reserved, TenantPolicy, TenantUsage, Totals,
     Usage, WaitReason, Waiting,
 };
-pub use verify::verify;
+pub use verify::{verify, verify_with_releases};
 
 /// One cluster as placement sees it.
 #[derive(Clone, Debug)]

@@ -7,10 +7,11 @@ use crate::capacity::ClusterState;
 use crate::decide::decide;
 use crate::explain::Trace;
 use crate::fairness::{self, Ledger, Share};
+use crate::forecast::{Outlook, Release};
 use crate::need::{Accepted, Models, Need};
 use crate::score::Workload;
 use crate::types::{PendingJob, Placed, Plan, Problem, WaitReason, Waiting};
-use crate::verify::{preconditions, verify};
+use crate::verify::{check, preconditions};
 use raybroker_core::Placement;
 
 /// The most reservations one plan makes (one per tenant at most).
@@ -46,8 +47,15 @@ pub const MAX_HEAD_PER_SHAPE: usize = 32;
 ///    It starts if it can; otherwise what its best cluster has free, up to
 ///    its shape, is held for it, so later (smaller) jobs only backfill onto
 ///    capacity it does not need.
-/// 3. The rest by weighted DRF: the tenant with the smallest dominant share
-///    offers its next job; its share is recomputed when the job is placed.
+/// 3. The rest, tenant by tenant: a tenant offers its next job, jobs that
+///    have waited at least one aging step (`aging_ms_per_priority`) first,
+///    oldest first, whatever their tenant; then by weighted DRF, the tenant
+///    with the smallest dominant share first (its share is recomputed when
+///    the job is placed). DRF orders the jobs that just arrived; a job it
+///    put behind another tenant's younger ones competes by age once it has
+///    waited an aging step, so fair share never defers one tenant's work
+///    for longer than that (aging across tenants, as aging within one).
+///    With no aging (0), DRF alone.
 ///
 /// One job: the clusters that could ever run it (none: it never fits); its
 /// overall quota; then tier by tier from the lowest that could ever run it
@@ -65,7 +73,24 @@ pub const MAX_HEAD_PER_SHAPE: usize = 32;
 /// nodes found against at most 16 kinds of queued job: never dependent on
 /// how many jobs are queued behind the heads.
 pub fn plan(problem: &Problem) -> Plan {
-    run(problem, None).0
+    run(problem, None, None).0
+}
+
+/// [`plan`] with a forecast of when lower tiers will have room: what each
+/// running job gives back at the latest by its time limit (see
+/// [`crate::Release`]). A job that a higher tier could start now, and that
+/// by the forecast no lower tier will have room for within its wait bound
+/// (less what the forecast already promised to jobs decided before it),
+/// bursts now instead of after its bound. A job waiting for capacity is
+/// promised what frees within its bound on its lowest feasible tier, so the
+/// jobs behind it do not count on the same capacity. `plan` is this with
+/// no forecast: every job waits its whole bound before it bursts.
+///
+/// Pass every running job the broker knows a time limit for; a running job
+/// without one is left out (it may never end). An empty list says that
+/// nothing is known to free within any bound.
+pub fn plan_with_releases(problem: &Problem, releases: &[Release]) -> Plan {
+    run(problem, Some(releases), None).0
 }
 
 /// Interns the placement constraints of jobs, so jobs of one shape and
@@ -125,10 +150,49 @@ pub(crate) struct State<'a> {
     /// Job index and reason, in decision order.
     pub(crate) waiting: Vec<(usize, WaitReason)>,
     pub(crate) trace: Option<Trace>,
+    /// When lower tiers will have room, when the caller knows.
+    pub(crate) outlook: Option<Outlook>,
 }
 
-/// [`plan`], recording how the job at index `trace` was decided.
-pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trace>) {
+/// When a tenant offers its next job: aged jobs first, oldest first, then
+/// the others by their tenant's weighted dominant share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Turn {
+    /// The job has waited at least one aging step: when it was enqueued.
+    Aged(u64),
+    /// Its tenant's weighted dominant share.
+    Share(Share),
+}
+
+/// Moves `cursor` to tenant `t`'s next undecided candidate and says when
+/// that candidate's turn is, or `None` when the tenant has none left.
+fn next_turn(
+    input: &Input,
+    state: &State,
+    decided: &[bool],
+    cursor: &mut usize,
+    t: usize,
+) -> Option<Turn> {
+    let (name, list) = &input.tenants[t];
+    while *cursor < list.len() && decided[list[*cursor]] {
+        *cursor += 1;
+    }
+    let job = &input.problem.jobs[input.candidates[*list.get(*cursor)?].job];
+    let step = input.problem.policy.aging_ms_per_priority;
+    Some(if step > 0 && job.waited_ms(input.problem.now_ms) >= step {
+        Turn::Aged(job.enqueued_at_ms)
+    } else {
+        Turn::Share(Share(state.ledger.share(name)))
+    })
+}
+
+/// [`plan`] (with the forecast of `releases`, when given), recording how
+/// the job at index `trace` was decided.
+pub(crate) fn run(
+    problem: &Problem,
+    releases: Option<&[Release]>,
+    trace: Option<usize>,
+) -> (Plan, Option<Trace>) {
     debug_assert_eq!(preconditions(problem), Ok(()));
     let problem = *problem;
     let jobs = problem.jobs;
@@ -185,12 +249,14 @@ pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trac
         tiers: by_tier.into_iter().collect(),
         trace,
     };
+    let clusters: Vec<ClusterState> = problem
+        .clusters
+        .iter()
+        .map(|v| ClusterState::new(v, &models))
+        .collect();
     let mut state = State {
-        clusters: problem
-            .clusters
-            .iter()
-            .map(|v| ClusterState::new(v, &models))
-            .collect(),
+        outlook: releases.map(|r| Outlook::new(&clusters, r)),
+        clusters,
         ledger: Ledger::new(&problem),
         no_fit: HashSet::new(),
         fitted_initially: HashMap::new(),
@@ -227,26 +293,19 @@ pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trac
     }
 
     let mut cursors = vec![0usize; input.tenants.len()];
-    let mut turns: BTreeSet<(Share, usize)> = input
-        .tenants
-        .iter()
-        .enumerate()
-        .map(|(t, (name, _))| (Share(state.ledger.share(name)), t))
-        .collect();
-    while let Some((_, t)) = turns.pop_first() {
-        let (name, list) = &input.tenants[t];
-        let cursor = &mut cursors[t];
-        while *cursor < list.len() && decided[list[*cursor]] {
-            *cursor += 1;
+    let mut turns: BTreeSet<(Turn, usize)> = BTreeSet::new();
+    for (t, cursor) in cursors.iter_mut().enumerate() {
+        if let Some(turn) = next_turn(&input, &state, &decided, cursor, t) {
+            turns.insert((turn, t));
         }
-        let Some(&c) = list.get(*cursor) else {
-            continue;
-        };
-        *cursor += 1;
+    }
+    while let Some((_, t)) = turns.pop_first() {
+        let c = input.tenants[t].1[cursors[t]];
+        cursors[t] += 1;
         decide(&input, &mut state, c, false);
         decided[c] = true;
-        if *cursor < list.len() {
-            turns.insert((Share(state.ledger.share(name)), t));
+        if let Some(turn) = next_turn(&input, &state, &decided, &mut cursors[t], t) {
+            turns.insert((turn, t));
         }
     }
 
@@ -264,6 +323,6 @@ pub(crate) fn run(problem: &Problem, trace: Option<usize>) -> (Plan, Option<Trac
         placed: state.placed,
         waiting,
     };
-    debug_assert_eq!(verify(&problem, &plan), Ok(()));
+    debug_assert_eq!(check(&problem, &plan, releases.is_some()), Ok(()));
     (plan, state.trace)
 }

@@ -304,8 +304,10 @@ pub enum WaitReason {
         /// Which resource and by how much.
         detail: String,
     },
-    /// It would have fitted, but tenants with a smaller weighted dominant
-    /// share went first this round and took the capacity.
+    /// It would have fitted, but other tenants went first this round and
+    /// took the capacity: their jobs that had waited an aging step and were
+    /// older, or, before it had waited a step, tenants with a smaller
+    /// weighted dominant share.
     FairShare {
         /// Its tenant's weighted dominant share when it was considered.
         dominant_share: f64,

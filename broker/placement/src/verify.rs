@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use raybroker_adapter::NodeCapacity;
 
 use crate::fit::static_fit;
+use crate::forecast::Release;
 use crate::need::{Models, Need};
 use crate::types::{PendingJob, Plan, Problem, TenantUsage};
 
@@ -51,6 +52,23 @@ struct Taken {
 ///   models) has waited past its own bound;
 /// - no tenant's quota, overall or per tier, broken by what was placed.
 pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
+    check(problem, plan, false)
+}
+
+/// [`verify`] for a plan made by [`crate::plan_with_releases`]: the same
+/// post-conditions, except that a job may go above its lowest feasible tier
+/// before its wait bound (the forecast said no lower tier would have room
+/// for it within the bound; that rule is unit-tested, not re-derived here).
+pub fn verify_with_releases(
+    problem: &Problem,
+    _releases: &[Release],
+    plan: &Plan,
+) -> Result<(), String> {
+    check(problem, plan, true)
+}
+
+/// The post-conditions; `forecast`: the plan had a forecast of releases.
+pub(crate) fn check(problem: &Problem, plan: &Plan, forecast: bool) -> Result<(), String> {
     let jobs: HashMap<&str, &PendingJob> =
         problem.jobs.iter().map(|j| (j.id.as_str(), j)).collect();
     let mut seen = HashSet::new();
@@ -141,7 +159,8 @@ pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
             .min()
             .unwrap_or(cluster.tier);
         let bound = job.max_wait_ms.unwrap_or(policy.max_wait_ms);
-        let held_back = job.waited_ms(problem.now_ms) < bound
+        let held_back = !forecast
+            && job.waited_ms(problem.now_ms) < bound
             && !overdue_lines.contains(&Need::new(r, &models).line())
             && problem.clusters.iter().any(|c| {
                 c.tier < cluster.tier && c.takes_jobs() && static_fit(r, &job.placement, c).is_ok()

@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use raybroker_adapter::{CapacitySnapshot, NodeCapacity, NodeResources};
 use raybroker_core::{Bytes, GpuModel, Placement, Quantity, Resources};
 use raybroker_placement::{
-    plan, static_fit, verify, ClusterView, PendingJob, Plan, Policy, Problem, Quota, TenantPolicy,
-    Totals, Usage, WaitReason,
+    plan, plan_with_releases, static_fit, verify, verify_with_releases, ClusterView, PendingJob,
+    Plan, Policy, Problem, Quota, Release, TenantPolicy, Totals, Usage, WaitReason,
 };
 
 const MODELS: [&str; 3] = ["A100", "T4", "H100"];
@@ -219,7 +219,11 @@ fn arb_problem() -> impl Strategy<Value = (Vec<PendingJob>, Vec<ClusterView>, Po
 }
 
 /// The properties, checked from scratch.
-fn check(problem: &Problem, plan: &Plan) -> Result<(), TestCaseError> {
+fn check(
+    problem: &Problem,
+    releases: Option<&[Release]>,
+    plan: &Plan,
+) -> Result<(), TestCaseError> {
     let jobs: HashMap<&str, &PendingJob> =
         problem.jobs.iter().map(|j| (j.id.as_str(), j)).collect();
     // Every job decided exactly once (queues here are shorter than the head bound).
@@ -312,8 +316,12 @@ fn check(problem: &Problem, plan: &Plan) -> Result<(), TestCaseError> {
                         && c.snapshot.as_ref().unwrap().pending_jobs <= c.pending_allowance
                         && static_fit(r, &job.placement, c).is_ok()
                 });
+            // With a forecast it may go before its bound (no lower tier
+            // frees room for it in time; tests/forecast.rs checks that rule).
             prop_assert!(
-                job.waited_ms(problem.now_ms) >= job.max_wait_ms.unwrap_or(policy.max_wait_ms)
+                releases.is_some()
+                    || job.waited_ms(problem.now_ms)
+                        >= job.max_wait_ms.unwrap_or(policy.max_wait_ms)
                     || !lower_takes
             );
         }
@@ -359,8 +367,41 @@ fn check(problem: &Problem, plan: &Plan) -> Result<(), TestCaseError> {
             .any(|c| static_fit(&job.resources, &job.placement, c).is_ok());
         prop_assert_eq!(matches!(w.reason, WaitReason::NeverFits { .. }), !anywhere);
     }
-    prop_assert_eq!(verify(problem, plan), Ok(()));
+    match releases {
+        None => prop_assert_eq!(verify(problem, plan), Ok(())),
+        Some(r) => prop_assert_eq!(verify_with_releases(problem, r, plan), Ok(())),
+    }
     Ok(())
+}
+
+/// Releases on random nodes of `clusters` (some of unknown nodes), by
+/// times around `now`: what running jobs would give back.
+fn arb_releases(clusters: &[ClusterView], now: u64) -> impl Strategy<Value = Vec<Release>> {
+    let mut nodes: Vec<(String, String)> = clusters
+        .iter()
+        .flat_map(|c| {
+            let ids = c
+                .snapshot
+                .iter()
+                .flat_map(|s| &s.nodes)
+                .map(|n| n.id.clone());
+            ids.map(move |id| (c.name.clone(), id))
+        })
+        .collect();
+    nodes.push(("nowhere".to_string(), "n0".to_string()));
+    let release = (prop::sample::select(nodes), 0u64..4, 0u64..1_200_000).prop_map(
+        move |((cluster, node), gpus, after)| Release {
+            cluster,
+            node,
+            by_ms: now + after,
+            frees: Totals {
+                gpus: Quantity::whole(gpus),
+                cpus: Quantity::whole(gpus * 4),
+                memory: Bytes(gpus * 16 * GIB),
+            },
+        },
+    );
+    prop::collection::vec(release, 0..12)
 }
 
 proptest! {
@@ -370,13 +411,27 @@ proptest! {
     fn every_plan_keeps_its_promises((jobs, clusters, policy, usage, now) in arb_problem()) {
         let problem = Problem { now_ms: now, jobs: &jobs, clusters: &clusters, policy: &policy, usage: &usage };
         let first = plan(&problem);
-        check(&problem, &first)?;
+        check(&problem, None, &first)?;
         // Deterministic, and independent of the order jobs are given in.
         prop_assert_eq!(&plan(&problem), &first);
         let mut reversed = jobs.clone();
         reversed.reverse();
         let problem = Problem { jobs: &reversed, ..problem };
         prop_assert_eq!(&plan(&problem), &first);
+    }
+
+    #[test]
+    fn plans_with_a_forecast_keep_their_promises(
+        ((jobs, clusters, policy, usage, now), releases) in arb_problem()
+            .prop_flat_map(|p| { let r = arb_releases(&p.1, p.4); (Just(p), r) })
+    ) {
+        let problem = Problem { now_ms: now, jobs: &jobs, clusters: &clusters, policy: &policy, usage: &usage };
+        let first = plan_with_releases(&problem, &releases);
+        check(&problem, Some(&releases), &first)?;
+        prop_assert_eq!(&plan_with_releases(&problem, &releases), &first);
+        let mut reversed = releases.clone();
+        reversed.reverse();
+        prop_assert_eq!(&plan_with_releases(&problem, &reversed), &first);
     }
 
     #[test]

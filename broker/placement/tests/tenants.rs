@@ -107,6 +107,43 @@ fn priority_orders_a_tenants_jobs_and_aging_stops_starvation() {
 }
 
 #[test]
+fn a_job_that_waited_an_aging_step_goes_before_fair_share_order() {
+    // "busy" holds 6 of 8 GPUs; its job has waited 2 minutes, "idle"'s job
+    // just arrived. With aging (one step a minute) the aged job goes first
+    // whatever its tenant's share: DRF orders only what has not yet waited
+    // a step, so it defers one tenant's job by at most that.
+    let mut usage = Usage::default();
+    usage.add("busy", 0, gpus(6));
+    let mut aged = job("aged", "busy", 1.0, "");
+    aged.enqueued_at_ms = 0;
+    let mut fresh = job("fresh", "idle", 1.0, "");
+    fresh.enqueued_at_ms = 2 * 60_000;
+    let jobs = [aged, fresh];
+    let mut policy = plain_policy();
+    policy.aging_ms_per_priority = 60_000;
+    let plan = run(2 * 60_000, &jobs, &one_free_gpu(), &policy, &usage);
+    assert_eq!(placed(&plan, "aged").0, "c");
+    assert!(plan.placement_of("fresh").is_none());
+    // Not yet a step: DRF decides, the idle tenant first.
+    let plan = run(50_000, &jobs, &one_free_gpu(), &policy, &usage);
+    assert_eq!(placed(&plan, "fresh").0, "c");
+    // Two aged jobs of two tenants: the older first, though its tenant
+    // holds more.
+    let mut older = job("older", "busy", 1.0, "");
+    older.enqueued_at_ms = 0;
+    let mut newer = job("newer", "idle", 1.0, "");
+    newer.enqueued_at_ms = 30_000;
+    let plan = run(
+        5 * 60_000,
+        &[newer, older],
+        &one_free_gpu(),
+        &policy,
+        &usage,
+    );
+    assert_eq!(placed(&plan, "older").0, "c");
+}
+
+#[test]
 fn quotas_are_never_broken_overall() {
     let mut policy = plain_policy();
     policy.default_tenant.quota = Quota {

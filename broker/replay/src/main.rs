@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use raybroker_replay::federation::Federation;
-use raybroker_replay::policy::EngineConfig;
+use raybroker_replay::policy::{EngineConfig, TimeLimits};
 use raybroker_replay::split::{ClusterSpec, SplitFile};
 use raybroker_replay::trace::{self, LoadOptions, Task, TenantRule};
 use raybroker_replay::{figures, fill, parallel, policy, queueing, report, summary};
@@ -60,6 +60,12 @@ struct Args {
     /// raybroker: one priority step per this long waited (0s = no aging).
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     aging: Duration,
+    /// raybroker: the time limit jobs declare, for its forecast of when
+    /// lower tiers have room: `cap` (every job declares --duration-cap, which
+    /// the replay enforces), `exact` (each its own run time: a perfect user),
+    /// or `none` (no forecast: a job waits its whole bound before bursting).
+    #[arg(long, default_value = "cap", value_parser = ["cap", "exact", "none"])]
+    time_limits: String,
     /// Replays run side by side on this many threads (default: the CPUs).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
@@ -86,6 +92,11 @@ fn main() -> Result<()> {
         max_wait_ms: args.max_wait.as_millis() as u64,
         reserve_after_ms: args.reserve_after.as_millis() as u64,
         aging_ms_per_priority: args.aging.as_millis() as u64,
+        time_limits: match args.time_limits.as_str() {
+            "exact" => TimeLimits::Exact,
+            "none" => TimeLimits::None,
+            _ => TimeLimits::Uniform(args.duration_cap.as_millis() as u64),
+        },
     };
     for name in &args.policies {
         if policy::by_name(name, &engine).is_none() {

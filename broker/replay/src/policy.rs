@@ -19,7 +19,7 @@
 
 mod raybroker;
 
-pub use raybroker::{EngineConfig, Raybroker};
+pub use raybroker::{EngineConfig, Raybroker, TimeLimits};
 
 use crate::federation::Federation;
 use crate::trace::Task;
@@ -47,6 +47,21 @@ pub enum Choice {
     Wait,
     /// No cluster could ever run it.
     Never,
+}
+
+/// Where and when a job started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// Index of the job in the replay's task list.
+    pub job: usize,
+    /// Cluster index.
+    pub cluster: usize,
+    /// Node index in the cluster.
+    pub node: usize,
+    /// The cluster's tier.
+    pub tier: u32,
+    /// When, ms of virtual time.
+    pub at_ms: u64,
 }
 
 /// A job in the broker's queue, for policies that decide the queue at once.
@@ -106,11 +121,12 @@ pub trait Scheduler {
         QueuePlan::default()
     }
 
-    /// The job started on a cluster of `tier`.
-    fn started(&mut self, _job: &Task, _tier: u32) {}
+    /// A job started (`fed` names its cluster and node).
+    fn started(&mut self, _task: &Task, _start: &Started, _fed: &Federation) {}
 
-    /// The job, started on a cluster of `tier`, ended.
-    fn ended(&mut self, _job: &Task, _tier: u32) {}
+    /// Job `job` (index in the replay's task list), started on a cluster
+    /// of `tier`, ended.
+    fn ended(&mut self, _job: usize, _task: &Task, _tier: u32) {}
 }
 
 /// `Never` when no cluster could ever run the job, else `Wait`.

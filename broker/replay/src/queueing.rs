@@ -177,7 +177,7 @@ pub fn run_paced(
             sim.ends.pop();
             if let Some(held) = sim.held[job].take() {
                 sim.fed.release(&sim.tasks[job].resources, &held);
-                policy.ended(&sim.tasks[job], sim.fed.clusters[held.cluster].tier);
+                policy.ended(job, &sim.tasks[job], sim.fed.clusters[held.cluster].tier);
                 freed.push((held.cluster, held.node));
             }
             result.makespan_ms = now;

@@ -3,15 +3,15 @@
 //! head of each tenant's queue, [`MAX_HEAD_PER_TENANT`] jobs, oldest
 //! first), with what each tenant has in flight; alone, a job goes to `place`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use raybroker_core::{Bytes, Placement, Quantity};
 use raybroker_placement::{
-    place, plan, Decision, PendingJob, Policy, Problem, TenantPolicy, TenantUsage, Totals, Usage,
-    WaitReason, MAX_HEAD_PER_TENANT,
+    place, plan, plan_with_releases, Decision, PendingJob, Policy, Problem, Release, TenantPolicy,
+    TenantUsage, Totals, Usage, WaitReason, MAX_HEAD_PER_TENANT,
 };
 
-use super::{Choice, QueuePlan, Queued, Scheduler};
+use super::{Choice, QueuePlan, Queued, Scheduler, Started};
 use crate::federation::Federation;
 use crate::trace::Task;
 
@@ -25,6 +25,24 @@ pub struct EngineConfig {
     pub reserve_after_ms: u64,
     /// One priority step per this long waited; 0 = no aging.
     pub aging_ms_per_priority: u64,
+    /// The time limits jobs declare, from which the engine forecasts when
+    /// lower tiers will have room.
+    pub time_limits: TimeLimits,
+}
+
+/// The time limit each replayed job declares, as a real broker would read
+/// it from the job's spec. The engine forecasts from limits, never from the
+/// run times the replay knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeLimits {
+    /// None: the engine has no forecast and waits the whole bound.
+    None,
+    /// Every job declares this limit (ms): the replay's duration cap, which
+    /// it enforces, is what a cluster-wide default limit would be.
+    Uniform(u64),
+    /// Each job declares its own run time exactly: a perfect user, the best
+    /// case for a forecast (no real broker has it).
+    Exact,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +53,7 @@ impl Default for EngineConfig {
             max_wait_ms: policy.default_tenant.max_wait_ms,
             reserve_after_ms: policy.reserve_after_ms,
             aging_ms_per_priority: policy.aging_ms_per_priority,
+            time_limits: TimeLimits::None,
         }
     }
 }
@@ -50,6 +69,12 @@ pub struct Raybroker {
     tenant_of: Vec<usize>,
     /// In flight per tenant and tier.
     in_flight: BTreeMap<String, BTreeMap<u32, Amount>>,
+    time_limits: TimeLimits,
+    /// What running jobs give back by their time limits, in no order.
+    releases: Vec<Release>,
+    /// The job of each release, and each running job's release.
+    release_job: Vec<usize>,
+    release_of: HashMap<usize, usize>,
 }
 
 impl Raybroker {
@@ -67,6 +92,43 @@ impl Raybroker {
             },
             tenant_of: Vec::new(),
             in_flight: BTreeMap::new(),
+            time_limits: config.time_limits,
+            releases: Vec::new(),
+            release_job: Vec::new(),
+            release_of: HashMap::new(),
+        }
+    }
+
+    /// Records what a started job gives back, and by when at the latest.
+    fn track(&mut self, task: &Task, start: &Started, fed: &Federation) {
+        let limit_ms = match self.time_limits {
+            TimeLimits::None => return,
+            TimeLimits::Uniform(ms) => ms,
+            TimeLimits::Exact => task.timing.map_or(1, |t| t.duration_s) * 1000,
+        };
+        let cluster = &fed.clusters[start.cluster];
+        let Some(node) = cluster.nodes.get(start.node) else {
+            return;
+        };
+        self.release_of.insert(start.job, self.releases.len());
+        self.release_job.push(start.job);
+        self.releases.push(Release {
+            cluster: cluster.name.clone(),
+            node: node.id.clone(),
+            by_ms: start.at_ms.saturating_add(limit_ms),
+            frees: Totals::of(&task.resources),
+        });
+    }
+
+    /// Forgets an ended job's release.
+    fn untrack(&mut self, job: usize) {
+        let Some(at) = self.release_of.remove(&job) else {
+            return;
+        };
+        self.releases.swap_remove(at);
+        self.release_job.swap_remove(at);
+        if let Some(&moved) = self.release_job.get(at) {
+            self.release_of.insert(moved, at);
         }
     }
 
@@ -201,7 +263,10 @@ impl Scheduler for Raybroker {
             policy: &self.policy,
             usage: &usage,
         };
-        let answer = plan(&problem);
+        let answer = match self.time_limits {
+            TimeLimits::None => plan(&problem),
+            _ => plan_with_releases(&problem, &self.releases),
+        };
         let mut decided = QueuePlan::default();
         let task_of = |id: &str| id.parse::<usize>().ok();
         for placed in &answer.placed {
@@ -223,12 +288,14 @@ impl Scheduler for Raybroker {
         decided
     }
 
-    fn started(&mut self, job: &Task, tier: u32) {
-        self.count(job, tier, true);
+    fn started(&mut self, task: &Task, start: &Started, fed: &Federation) {
+        self.count(task, start.tier, true);
+        self.track(task, start, fed);
     }
 
-    fn ended(&mut self, job: &Task, tier: u32) {
-        self.count(job, tier, false);
+    fn ended(&mut self, job: usize, task: &Task, tier: u32) {
+        self.count(task, tier, false);
+        self.untrack(job);
     }
 }
 
@@ -284,12 +351,19 @@ mod tests {
         // t0 already runs job 0 on the node: one GPU is left.
         let mut fed = fed;
         fed.start(&tasks[0].resources, 0, 0).unwrap();
-        rb.started(&tasks[0], 0);
+        let start = Started {
+            job: 0,
+            cluster: 0,
+            node: 0,
+            tier: 0,
+            at_ms: 0,
+        };
+        rb.started(&tasks[0], &start, &fed);
         let plan = rb.plan_queue(10, &queued(&[1, 2, 3]), &tasks, &fed);
         assert_eq!(plan.never, [1], "no A10 anywhere");
         // Job 2 (t0) is older, but t1 holds nothing: fair share starts job 3.
         assert_eq!(plan.start, [(3, 0, 0)]);
-        rb.ended(&tasks[0], 0);
+        rb.ended(0, &tasks[0], 0);
         assert!(rb.usage().by_tenant["t0"].total.gpus.is_zero());
     }
 }

@@ -9,7 +9,7 @@ use raybroker_placement::{MAX_HEAD_PER_SHAPE, MAX_HEAD_PER_TENANT};
 use super::shape_queue::ShapeQueue;
 use super::{Outcome, Pace};
 use crate::federation::{Allocation, Federation};
-use crate::policy::{Arrival, Choice, Queued, Scheduler};
+use crate::policy::{Arrival, Choice, Queued, Scheduler, Started};
 use crate::trace::Task;
 
 /// Who decides for a queue.
@@ -88,7 +88,14 @@ impl Sim<'_> {
             self.refused += 1;
             return false;
         };
-        policy.started(&self.tasks[job], self.fed.clusters[cluster].tier);
+        let start = Started {
+            job,
+            cluster,
+            node,
+            tier: self.fed.clusters[cluster].tier,
+            at_ms: now,
+        };
+        policy.started(&self.tasks[job], &start, &self.fed);
         self.outcomes[job].start_ms = Some(now);
         self.outcomes[job].cluster = Some(cluster);
         self.held[job] = Some(held);

@@ -1,7 +1,7 @@
 use raybroker_core::Quantity;
 
 use super::*;
-use crate::policy::{BestFit, EngineConfig, FirstFit, Raybroker, RoundRobin};
+use crate::policy::{BestFit, EngineConfig, FirstFit, Raybroker, RoundRobin, TimeLimits};
 use crate::testkit::{fed, job, spec, task};
 
 /// Cluster a (tier 0) and b (tier 1), one 2-GPU G2 node each.
@@ -86,6 +86,33 @@ fn raybroker_bursts_only_after_the_wait_bound() {
     let run = bounded(600_000);
     assert_eq!(starts(&run), [Some(0), Some(20_000), Some(30_000)]);
     assert!(run.outcomes.iter().all(|o| o.cluster == Some(0)));
+    assert_eq!(run.refused_starts, 0);
+}
+
+#[test]
+fn raybroker_bursts_at_once_when_the_forecast_gives_no_room_within_the_bound() {
+    let forecast = |time_limits| {
+        let config = EngineConfig {
+            max_wait_ms: 600_000,
+            time_limits,
+            ..EngineConfig::default()
+        };
+        replay(&three_jobs(), two_clusters(), &mut Raybroker::new(config))
+    };
+    // Every job declares 2 h: on-prem frees nothing provably within the
+    // 10 min bound, so job 1 bursts at once, and job 2 when b frees.
+    let run = forecast(TimeLimits::Uniform(7_200_000));
+    assert_eq!(starts(&run), [Some(0), Some(0), Some(10_000)]);
+    assert_eq!(run.outcomes[1].cluster, Some(1));
+    assert_eq!(run.outcomes[2].cluster, Some(1));
+    // Exact limits: job 1 is planned with job 0, before anything runs, so
+    // nothing is forecast to free and it bursts at once. Job 2 could burst
+    // when b frees at 10 s, but job 0 frees a at 20 s, within job 2's bound:
+    // it waits for on-prem.
+    let run = forecast(TimeLimits::Exact);
+    assert_eq!(starts(&run), [Some(0), Some(0), Some(20_000)]);
+    assert_eq!(run.outcomes[1].cluster, Some(1));
+    assert_eq!(run.outcomes[2].cluster, Some(0));
     assert_eq!(run.refused_starts, 0);
 }
 
