@@ -15,6 +15,7 @@ use crate::plan::MAX_HEAD_PER_SHAPE;
 use crate::plan::{run, Candidate, Input, State};
 use crate::score::{cluster_key, node_key, ScoreComponents};
 use crate::types::{Problem, WaitReason};
+use crate::Release;
 
 /// Everything placement can say about one job.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -126,6 +127,16 @@ impl Trace {
 /// Explains what [`crate::plan`] does with `job_id` and why, cluster by
 /// cluster. Runs the whole plan: the same cost as one plan.
 pub fn explain(job_id: &str, problem: &Problem) -> Explanation {
+    explain_run(job_id, problem, None)
+}
+
+/// [`explain`] for [`crate::plan_with_releases`]: what the plan does with
+/// `job_id` given the burst forecast `releases`.
+pub fn explain_with_releases(job_id: &str, problem: &Problem, releases: &[Release]) -> Explanation {
+    explain_run(job_id, problem, Some(releases))
+}
+
+fn explain_run(job_id: &str, problem: &Problem, releases: Option<&[Release]>) -> Explanation {
     let Some(index) = problem.jobs.iter().position(|j| j.id == job_id) else {
         return Explanation {
             job_id: job_id.to_string(),
@@ -136,7 +147,7 @@ pub fn explain(job_id: &str, problem: &Problem) -> Explanation {
         };
     };
     let job = &problem.jobs[index];
-    let (plan, trace) = run(problem, None, Some(index));
+    let (plan, trace) = run(problem, releases, Some(index));
     let outcome = if let Some(placed) = plan.placement_of(job_id) {
         Outcome::Placed {
             cluster: placed.cluster.clone(),

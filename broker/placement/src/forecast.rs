@@ -25,6 +25,9 @@ use crate::capacity::ClusterState;
 use crate::need::{Accepted, Amount, ModelKey, Need};
 use crate::types::Totals;
 
+mod running;
+pub use running::{releases_of_running, RunningJob};
+
 /// Capacity a running job gives back at the latest at `by_ms`: when it
 /// started plus its time limit. A job without a time limit gives no release
 /// (it may run forever), so the forecast never counts on it.

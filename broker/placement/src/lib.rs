@@ -38,10 +38,12 @@ use std::collections::BTreeMap;
 use raybroker_adapter::{Capabilities, CapacitySnapshot};
 use raybroker_core::{Placement, Resources};
 
-pub use explain::{explain, ClusterExplanation, ClusterVerdict, Explanation, Outcome};
+pub use explain::{
+    explain, explain_with_releases, ClusterExplanation, ClusterVerdict, Explanation, Outcome,
+};
 pub use fairness::{effective_priority, MAX_HEAD_PER_TENANT};
 pub use fit::static_fit;
-pub use forecast::Release;
+pub use forecast::{releases_of_running, Release, RunningJob};
 pub use plan::{plan, plan_with_releases, MAX_HEAD_PER_SHAPE, MAX_RESERVATIONS};
 pub use score::ScoreComponents;
 pub use types::{

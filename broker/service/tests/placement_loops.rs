@@ -90,6 +90,41 @@ async fn a_job_bursts_only_after_its_max_wait() {
     );
 }
 
+/// With the forecast, the running job's time limit tells whether tier 0
+/// will have room within the bound: when it can hold the GPU past the bound,
+/// the new job bursts at once instead of after the bound; when it ends
+/// within the bound, the new job waits for it.
+#[tokio::test]
+async fn a_job_bursts_at_once_when_running_time_limits_leave_no_room_within_the_bound() {
+    for (limit_min, bursts_now) in [(60, true), (5, false)] {
+        let mut policy = Policy::default();
+        policy.default_tenant.max_wait_ms = 10 * 60 * 1000;
+        let h = two_tiers(&format!("forecast-{limit_min}"), policy);
+        let mut long = gpu_spec("sleep 36000", 1, Some("A100"));
+        long.time_limit = Some(Duration::from_secs(limit_min * 60));
+        let long = h.submit(long).await;
+        h.tick().await;
+        let job = h.job(&long).await;
+        assert_eq!(
+            (job.state, job.cluster.as_deref()),
+            (JobState::Running, Some("onprem"))
+        );
+
+        let next = h.submit(gpu_spec("sleep 60", 1, Some("A100"))).await;
+        h.advance(Duration::from_secs(1));
+        let report = h.tick().await;
+        let job = h.job(&next).await;
+        if bursts_now {
+            assert_eq!(report.submitted, 1, "limit {limit_min} min: {report:?}");
+            assert_eq!(job.cluster.as_deref(), Some("cloud"), "{job:#?}");
+        } else {
+            assert_eq!(report.waiting, 1, "limit {limit_min} min: {report:?}");
+            assert_eq!(job.state, JobState::Queued, "{job:#?}");
+            assert!(h.sim("cloud").running_jobs().is_empty());
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_tenant_without_bursting_never_leaves_its_tier() {
     let mut policy = Policy::default();

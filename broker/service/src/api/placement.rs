@@ -15,14 +15,16 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use raybroker_core::{Job, JobSpec, JobState, TenantId};
-use raybroker_placement::{explain, Explanation, PendingJob, Problem, MAX_HEAD_PER_TENANT};
+use raybroker_placement::{
+    explain_with_releases, Explanation, PendingJob, Problem, MAX_HEAD_PER_TENANT,
+};
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::jobs::{read_spec, visible_job};
 use super::{now_ms, AppState};
 use crate::auth::Caller;
-use crate::loops::usage::usage_now;
+use crate::loops::usage::in_flight_now;
 
 /// The id a dry-run spec goes by in its explanation.
 pub(crate) const DRY_RUN_ID: &str = "dry-run";
@@ -151,7 +153,7 @@ async fn explain_pending(
 ) -> Result<Explanation, ApiError> {
     let now = now_ms();
     let views = state.clusters.views(now);
-    let usage = usage_now(&state.queue, &views).await?;
+    let (usage, releases) = in_flight_now(&state.queue, &views, now).await?;
     let policy = state.config.placement_policy();
     let mut jobs: Vec<PendingJob> = state
         .queue
@@ -170,7 +172,7 @@ async fn explain_pending(
         policy: &policy,
         usage: &usage,
     };
-    Ok(explain(&job.id, &problem))
+    Ok(explain_with_releases(&job.id, &problem, &releases))
 }
 
 /// `job J: running on C, attempt N placed at T (submitted at T')`.

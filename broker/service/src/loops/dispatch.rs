@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use raybroker_adapter::{ErrorKind, SubmitAck, SubmitRequest};
 use raybroker_core::{Attempt, FailureClass, Job, JobId, TenantId};
-use raybroker_placement::{plan, PendingJob, Policy, Problem, WaitReason};
+use raybroker_placement::{plan_with_releases, PendingJob, Policy, Problem, WaitReason};
 use raybroker_queue::{JobQueue, Lease, QueueError};
 use tokio::sync::Mutex;
 
@@ -156,13 +156,11 @@ impl Dispatcher {
             );
         }
         let views = self.clusters.views(now_ms);
-        let usage = self
-            .in_flight
-            .lock()
-            .await
-            .refresh(&self.queue)
-            .await?
-            .usage(&views);
+        let (usage, releases) = {
+            let mut in_flight = self.in_flight.lock().await;
+            let in_flight = in_flight.refresh(&self.queue).await?;
+            (in_flight.usage(&views), in_flight.releases(&views, now_ms))
+        };
         let tenants = self.queue.ready_tenants().await?;
         self.report_queue_depth(&tenants).await?;
         let lifted = self
@@ -226,7 +224,7 @@ impl Dispatcher {
             policy: &self.settings.policy,
             usage: &usage,
         };
-        let plan = plan(&problem);
+        let plan = plan_with_releases(&problem, &releases);
         let mut decided = 0;
         for placed in &plan.placed {
             let Some((tenant, id)) = queued.get(&placed.job_id) else {
