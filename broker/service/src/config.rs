@@ -101,6 +101,10 @@ pub struct QueueSettings {
     pub lease_ttl: Duration,
     /// Approximate number of events kept in the event stream.
     pub event_stream_max_len: u64,
+    /// Most concurrent submits committed in one script call (1: each alone).
+    pub submit_batch_max: usize,
+    /// Group-commit calls in flight at once.
+    pub submit_batches_in_flight: usize,
 }
 
 /// The `api` section.
@@ -279,6 +283,8 @@ impl Config {
             key_prefix: self.redis.key_prefix.clone(),
             lease_ttl: self.queue.lease_ttl,
             event_stream_max_len: self.queue.event_stream_max_len,
+            submit_batch_max: self.queue.submit_batch_max,
+            submit_batches_in_flight: self.queue.submit_batches_in_flight,
             ..raybroker_queue::QueueConfig::default()
         }
     }

@@ -71,6 +71,10 @@ struct QueueSection {
     lease_ttl: String,
     #[serde(default = "default_event_stream_max_len")]
     event_stream_max_len: u64,
+    #[serde(default = "default_submit_batch_max")]
+    submit_batch_max: usize,
+    #[serde(default = "default_submit_batches_in_flight")]
+    submit_batches_in_flight: usize,
 }
 
 impl ConfigFile {
@@ -137,6 +141,18 @@ impl ConfigFile {
         if self.queue.event_stream_max_len < 100 {
             bad("queue.event_stream_max_len", "must be at least 100".into());
         }
+        if !(1..=MAX_SUBMIT_BATCH).contains(&self.queue.submit_batch_max) {
+            bad(
+                "queue.submit_batch_max",
+                format!("must be 1 to {MAX_SUBMIT_BATCH} (1 turns group commit off)"),
+            );
+        }
+        if !(1..=MAX_SUBMIT_BATCHES_IN_FLIGHT).contains(&self.queue.submit_batches_in_flight) {
+            bad(
+                "queue.submit_batches_in_flight",
+                format!("must be 1 to {MAX_SUBMIT_BATCHES_IN_FLIGHT}"),
+            );
+        }
         let body = self.api.max_body_bytes;
         if body < Bytes(1024) || body > Bytes(64 << 20) {
             bad(
@@ -185,6 +201,8 @@ impl ConfigFile {
             queue: QueueSettings {
                 lease_ttl,
                 event_stream_max_len: self.queue.event_stream_max_len,
+                submit_batch_max: self.queue.submit_batch_max,
+                submit_batches_in_flight: self.queue.submit_batches_in_flight,
             },
             api: self.api,
             tenants,
@@ -285,10 +303,23 @@ fn default_lease_ttl() -> String {
 fn default_event_stream_max_len() -> u64 {
     100_000
 }
+/// Most jobs one group-commit script call may carry: larger batches hold
+/// Redis's one thread for longer without saving more.
+const MAX_SUBMIT_BATCH: usize = 1024;
+/// Most group-commit calls in flight at once.
+const MAX_SUBMIT_BATCHES_IN_FLIGHT: usize = 16;
+fn default_submit_batch_max() -> usize {
+    raybroker_queue::QueueConfig::default().submit_batch_max
+}
+fn default_submit_batches_in_flight() -> usize {
+    raybroker_queue::QueueConfig::default().submit_batches_in_flight
+}
 fn default_queue() -> QueueSection {
     QueueSection {
         lease_ttl: default_lease_ttl(),
         event_stream_max_len: default_event_stream_max_len(),
+        submit_batch_max: default_submit_batch_max(),
+        submit_batches_in_flight: default_submit_batches_in_flight(),
     }
 }
 pub(super) fn default_max_body_bytes() -> Bytes {

@@ -24,6 +24,7 @@ redis:
 queue:
   lease_ttl: 30s
   event_stream_max_len: 100000
+  submit_batch_max: 64
 api:
   max_body_bytes: 1MiB
 tenants:
@@ -83,7 +84,13 @@ fn the_example_loads() {
     assert!(ctx.gpu_models.contains(&GpuModel::parse("A100").unwrap()));
     assert!(ctx.clusters.contains("gke-burst"));
     assert_eq!(config.clusters[1].kind, ClusterKind::Ray);
-    assert_eq!(config.queue_config().key_prefix, "rb");
+    let queue = config.queue_config();
+    assert_eq!(queue.key_prefix, "rb");
+    assert_eq!(
+        (queue.submit_batch_max, queue.submit_batches_in_flight),
+        (64, 2),
+        "set in the file, and the queue's default"
+    );
 }
 
 #[test]
@@ -96,6 +103,11 @@ fn sections_default_when_absent() {
     assert_eq!(config.listen.port(), 8080);
     assert_eq!(config.redis.pool_size, 32);
     assert_eq!(config.queue.event_stream_max_len, 100_000);
+    let queue = config.queue_config();
+    assert_eq!(
+        (queue.submit_batch_max, queue.submit_batches_in_flight),
+        (256, 2)
+    );
     assert!(config.clusters.is_empty());
 }
 
@@ -206,6 +218,16 @@ fn values_are_validated_with_the_field_named() {
             "redis.url",
         ),
         ("lease_ttl: 30s", "lease_ttl: 10ms", "queue.lease_ttl"),
+        (
+            "submit_batch_max: 64",
+            "submit_batch_max: 0",
+            "queue.submit_batch_max",
+        ),
+        (
+            "submit_batch_max: 64",
+            "submit_batch_max: 64\n  submit_batches_in_flight: 17",
+            "queue.submit_batches_in_flight",
+        ),
         (
             "max_body_bytes: 1MiB",
             "max_body_bytes: 1GiB",
