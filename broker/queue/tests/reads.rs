@@ -1,0 +1,134 @@
+//! Reading the queue back against a real Redis: listings with filters and
+//! cursors, the event stream, job logs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spec, tenant};
+use raybroker_core::JobState;
+use raybroker_queue::testing::{self, now_ms};
+use raybroker_queue::{JobQueue, ListFilter, QueueConfig};
+
+#[tokio::test]
+async fn listing_pages_and_filters() {
+    let q = testing::queue("list");
+    let (a, b) = (tenant("a"), tenant("b"));
+    let now = now_ms();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut s = spec(&format!("job {i}"));
+        s.labels.insert(
+            "parity".into(),
+            if i % 2 == 0 { "even" } else { "odd" }.into(),
+        );
+        ids.push(q.submit(&a, s, now).await.unwrap().job().id.clone());
+    }
+    q.submit(&b, spec("other tenant"), now).await.unwrap();
+
+    let filter = ListFilter {
+        tenant: Some(a.clone()),
+        ..ListFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = q.list(&filter, cursor.as_deref(), 3).await.unwrap();
+        assert!(page.jobs.len() <= 3);
+        seen.extend(page.jobs.into_iter().map(|j| j.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, every job once");
+
+    let odd = ListFilter {
+        labels: vec![("parity".into(), "odd".into())],
+        ..filter.clone()
+    };
+    assert_eq!(q.list(&odd, None, 50).await.unwrap().jobs.len(), 3);
+    let everyone = q.list(&ListFilter::default(), None, 50).await.unwrap();
+    assert_eq!(everyone.jobs.len(), 8);
+    q.cancel(&ids[0], "x", now).await.unwrap();
+    let cancelled = ListFilter {
+        state: Some(JobState::Cancelled),
+        ..filter
+    };
+    let page = q.list(&cancelled, None, 50).await.unwrap();
+    assert_eq!(
+        page.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        vec![ids[0].clone()]
+    );
+    assert!(q
+        .list(&ListFilter::default(), Some("not-a-cursor"), 5)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn events_stream_every_change_in_order() {
+    let q = testing::queue("events");
+    let t = tenant("t");
+    let start = q.last_event_cursor().await.unwrap();
+    let now = now_ms();
+    let id = q.submit(&t, spec("x"), now).await.unwrap().job().id.clone();
+    q.cancel(&id, "by user", now).await.unwrap();
+    let events = q
+        .events_after(&start, Duration::from_millis(100), 10)
+        .await
+        .unwrap();
+    let states: Vec<_> = events
+        .iter()
+        .map(|e| (e.transition.from, e.transition.to))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (None, JobState::Queued),
+            (Some(JobState::Queued), JobState::Cancelled)
+        ]
+    );
+    assert!(events.iter().all(|e| e.job_id == id && e.tenant == t));
+    let after = q
+        .events_after(&events[1].cursor, Duration::from_millis(50), 10)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
+}
+
+#[tokio::test]
+async fn logs_are_kept_once_per_stretch_and_capped() {
+    let prefix = testing::unique_prefix("logs");
+    let config = QueueConfig {
+        key_prefix: prefix,
+        log_cap_bytes: 16,
+        ..QueueConfig::default()
+    };
+    let q = JobQueue::new(testing::pool(&testing::redis_url()), config);
+    let t = tenant("t");
+    let now = now_ms();
+    let id = q.submit(&t, spec("x"), now).await.unwrap().job().id.clone();
+    let lease = q.lease(&t, 1, now).await.unwrap().remove(0);
+    q.record_attempt(&lease, "ray-a", now).await.unwrap();
+    assert_eq!(q.log_cursor(&id, 1).await.unwrap(), 0);
+    assert!(q.append_logs(&id, 1, 0, 6, "hello\n").await.unwrap());
+    assert!(
+        !q.append_logs(&id, 1, 0, 6, "hello\n").await.unwrap(),
+        "a repeated fetch is dropped"
+    );
+    assert!(
+        !q.append_logs(&id, 2, 0, 3, "no\n").await.unwrap(),
+        "not the current attempt"
+    );
+    assert_eq!(q.log_cursor(&id, 1).await.unwrap(), 6);
+    assert_eq!(q.logs(&id, 0).await.unwrap(), ("hello\n".to_string(), 6));
+    assert!(q
+        .append_logs(&id, 1, 6, 18, "world, again\n")
+        .await
+        .unwrap());
+    let (text, _) = q.logs(&id, 0).await.unwrap();
+    assert_eq!(text.len(), 16, "only the newest bytes are kept");
+    assert!(text.ends_with("world, again\n"));
+}
