@@ -1,13 +1,12 @@
 //! Group commit: concurrent submits share script calls, and each still gets
 //! its own answer. Against a real Redis.
 
+mod common;
+
+use common::{leased_ids, tenant};
 use raybroker_core::{JobSpec, JobState, TenantId};
 use raybroker_queue::testing::{self, now_ms};
 use raybroker_queue::{JobQueue, QueueConfig, QueueError, SubmitOutcome};
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::new(name).unwrap()
-}
 
 fn spec(entrypoint: &str, key: Option<&str>) -> JobSpec {
     JobSpec {
@@ -95,14 +94,7 @@ async fn a_batch_keeps_arrival_order_in_the_queue() {
         .collect();
     // Same priority: the queue is in submission order, so the batch's jobs
     // were queued in the order their requests came.
-    let leased: Vec<_> = q
-        .lease(&t, 20, now_ms())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.job.id)
-        .collect();
-    assert_eq!(leased, ids);
+    assert_eq!(leased_ids(&q, &t, 20).await, ids);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{spec, spec_with, tenant};
+use common::{leased_ids, spec, spec_with, tenant};
 use raybroker_core::{JobSpec, JobState};
 use raybroker_queue::testing::{self, now_ms};
 use raybroker_queue::{CancelEffect, JobQueue, QueueConfig, QueueError};
@@ -362,14 +362,7 @@ async fn a_new_broker_instance_sees_every_queued_job() {
         .collect();
     drop(before);
     let after = JobQueue::new(testing::pool(&testing::redis_url()), config);
-    let leased: Vec<_> = after
-        .lease(&t, 100, now_ms())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.job.id)
-        .collect();
-    assert_eq!(leased, ids);
+    assert_eq!(leased_ids(&after, &t, 100).await, ids);
 }
 
 #[tokio::test]
