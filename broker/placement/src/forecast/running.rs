@@ -30,10 +30,9 @@ pub struct RunningJob<'a> {
 }
 
 /// What one node has in use, left to attribute.
-struct InUse {
-    cluster: usize,
-    node: usize,
-    model: Option<GpuModel>,
+struct InUse<'a> {
+    id: &'a str,
+    model: Option<&'a GpuModel>,
     left: Totals,
 }
 
@@ -53,25 +52,25 @@ pub fn releases_of_running(
     running: &[RunningJob<'_>],
     unexplained_by: Option<u64>,
 ) -> Vec<Release> {
-    let mut in_use: Vec<InUse> = Vec::new();
-    for (ci, cluster) in clusters.iter().enumerate() {
-        let Some(snapshot) = &cluster.snapshot else {
-            continue;
-        };
-        for (ni, node) in snapshot.nodes.iter().enumerate() {
-            in_use.push(InUse {
-                cluster: ci,
-                node: ni,
-                model: node.gpu_model.clone(),
-                left: minus(totals(&node.total), totals(&node.free)),
-            });
-        }
-    }
-    let mut order: Vec<usize> = (0..running.len()).collect();
-    order.sort_by_key(|&i| running[i].by_ms);
+    // Per cluster, its nodes' capacity in use.
+    let mut in_use: Vec<Vec<InUse<'_>>> = clusters
+        .iter()
+        .map(|cluster| {
+            let nodes = cluster.snapshot.as_ref().map_or(&[][..], |s| &s.nodes);
+            nodes
+                .iter()
+                .map(|node| InUse {
+                    id: &node.id,
+                    model: node.gpu_model.as_ref(),
+                    left: minus(totals(&node.total), totals(&node.free)),
+                })
+                .collect()
+        })
+        .collect();
+    let mut order: Vec<&RunningJob<'_>> = running.iter().collect();
+    order.sort_by_key(|job| job.by_ms);
     let mut releases = Vec::new();
-    for i in order {
-        let job = &running[i];
+    for job in order {
         let Some(ci) = clusters.iter().position(|c| c.name == job.cluster) else {
             continue;
         };
@@ -80,16 +79,17 @@ pub fn releases_of_running(
             cpus: job.resources.cpus,
             memory: job.resources.memory,
         };
-        let mut chosen: Vec<usize> = Vec::new();
-        for _ in 0..job.resources.nodes.max(1) {
-            let best = in_use
+        let wanted = job.resources.nodes.max(1) as usize;
+        let nodes = &mut in_use[ci];
+        let mut chosen: Vec<usize> = Vec::with_capacity(wanted);
+        while chosen.len() < wanted {
+            let best = nodes
                 .iter()
                 .enumerate()
                 .filter(|(k, n)| {
-                    n.cluster == ci
-                        && !chosen.contains(k)
+                    !chosen.contains(k)
                         && covers(n.left, share)
-                        && model_accepted(&job.resources.gpu_types, share, n.model.as_ref())
+                        && model_accepted(&job.resources.gpu_types, share, n.model)
                 })
                 .min_by_key(|(_, n)| (n.left.gpus.units(), n.left.cpus.units(), n.left.memory.0))
                 .map(|(k, _)| k);
@@ -98,29 +98,26 @@ pub fn releases_of_running(
                 None => break,
             }
         }
-        if chosen.len() < job.resources.nodes.max(1) as usize {
+        if chosen.len() < wanted {
             continue;
         }
-        let Some(snapshot) = &clusters[ci].snapshot else {
-            continue;
-        };
         for k in chosen {
-            let node = &mut in_use[k];
+            let node = &mut nodes[k];
             node.left = minus(node.left, share);
             releases.push(Release {
-                cluster: clusters[ci].name.clone(),
-                node: snapshot.nodes[node.node].id.clone(),
+                cluster: job.cluster.to_string(),
+                node: node.id.to_string(),
                 by_ms: job.by_ms,
                 frees: share,
             });
         }
     }
     if let Some(at) = unexplained_by {
-        for node in in_use.iter().filter(|n| n.left != Totals::default()) {
-            if let Some(snapshot) = &clusters[node.cluster].snapshot {
+        for (cluster, nodes) in clusters.iter().zip(&in_use) {
+            for node in nodes.iter().filter(|n| n.left != Totals::default()) {
                 releases.push(Release {
-                    cluster: clusters[node.cluster].name.clone(),
-                    node: snapshot.nodes[node.node].id.clone(),
+                    cluster: cluster.name.clone(),
+                    node: node.id.to_string(),
                     by_ms: at,
                     frees: node.left,
                 });

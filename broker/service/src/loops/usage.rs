@@ -25,8 +25,7 @@ struct Counted {
     /// The cluster of its current attempt; its tier is looked up per round,
     /// so a job on a cluster since removed counts on tier 0.
     cluster: Option<String>,
-    demand: Totals,
-    /// What it asked for, per node.
+    /// What it asked for, per node (its demand is this times its nodes).
     resources: Resources,
     /// Running: when it ends at the latest (seen running plus its time
     /// limit; `None` without a limit). Submitted: not counted yet.
@@ -53,7 +52,6 @@ impl Counted {
         Counted {
             tenant: job.tenant.to_string(),
             cluster: job.attempts.last().map(|a| a.cluster.clone()),
-            demand: Totals::of(&job.spec.resources),
             resources: job.spec.resources.clone(),
             ends_by_ms,
             running,
@@ -79,12 +77,10 @@ impl InFlight {
         let listed_set: std::collections::HashSet<&JobId> =
             submitted.iter().chain(&running).collect();
         self.jobs.retain(|id, _| listed_set.contains(id));
-        let stale = |jobs: &HashMap<JobId, Counted>, id: &JobId, runs: bool| {
-            jobs.get(id).is_none_or(|c| runs && !c.running)
-        };
         for (ids, runs) in [(&submitted, false), (&running, true)] {
             for id in ids {
-                if !stale(&self.jobs, id, runs) {
+                // Read once, and again when a job read as submitted runs.
+                if self.jobs.get(id).is_some_and(|c| c.running || !runs) {
                     continue;
                 }
                 // A job gone between the listing and the read has left flight.
@@ -127,7 +123,7 @@ impl InFlight {
                 .as_deref()
                 .and_then(|name| clusters.iter().find(|c| c.name == name))
                 .map_or(0, |c| c.tier);
-            usage.add(&job.tenant, tier, job.demand);
+            usage.add(&job.tenant, tier, Totals::of(&job.resources));
         }
         usage
     }
