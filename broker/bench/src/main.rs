@@ -2,7 +2,8 @@
 //!
 //! One run measures, against the same Redis:
 //! - the yardstick: redis-benchmark LPUSH, unpipelined and 16-deep pipelined;
-//! - the queue cycle submit -> lease -> complete without HTTP;
+//! - the queue cycle submit -> lease -> complete without HTTP, and the
+//!   floor: the same cycle doing only what no durable fenced queue can drop;
 //! - Redis memory per queued job of a typical spec;
 //! - HTTP submit throughput and latency percentiles through the real service;
 //! - with `--ray-head`, the dispatch overhead: submit -> running through the
@@ -14,6 +15,7 @@
 //! mode; docs/benchmarks.md records the results and how to reproduce them.
 
 mod dispatch;
+mod floor;
 mod http;
 mod queue_cycle;
 mod redis_baseline;
@@ -55,7 +57,7 @@ struct Args {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Skip parts: any of baseline, cycle, memory, http, dispatch, slurm.
+    /// Skip parts: any of baseline, cycle, floor, memory, http, dispatch, slurm.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// A Ray head's dashboard URL: runs the dispatch part against it (it
@@ -111,6 +113,7 @@ struct Report {
     redis_lpush_pipelined16_per_s: Option<f64>,
     cycle_batched_jobs_per_s: Option<f64>,
     cycle_unbatched_jobs_per_s: Option<f64>,
+    floor_jobs_per_s: Option<f64>,
     memory_bytes_per_job: Option<f64>,
     memory_job_hash_bytes: Option<u64>,
     http: Option<http::HttpFigures>,
@@ -171,6 +174,14 @@ async fn main() -> anyhow::Result<()> {
             );
             report.cycle_unbatched_jobs_per_s = Some(single);
         }
+    }
+    if !skip("floor") {
+        let floor = floor::run(&url, args.cycle_jobs, args.batch, args.workers).await?;
+        println!(
+            "floor cycle, {} per call, {} workers {floor:>10.0} jobs/s",
+            args.batch, args.workers
+        );
+        report.floor_jobs_per_s = Some(floor);
     }
     if !skip("memory") {
         let (per_job, hash) = queue_cycle::memory_per_job(&url, args.memory_jobs).await?;
