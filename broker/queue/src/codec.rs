@@ -60,7 +60,23 @@ pub(crate) fn job_from_fields(
                 .map_err(|e| corrupt(format!("field 'exit': {e}")))?,
         ),
     };
-    let attempt = u32::try_from(num("attempt")?).map_err(|e| corrupt(e.to_string()))?;
+    // A fresh job's hash leaves out fields still at their initial value
+    // (lua/submit.lua): attempt 0.
+    let attempt = match fields.get("attempt") {
+        None => 0,
+        Some(_) => u32::try_from(num("attempt")?).map_err(|e| corrupt(e.to_string()))?,
+    };
+    // The last change and the reason of the last move between states are
+    // read from the history, not stored apart (lua/prelude.lua: record);
+    // `updated` and `reason` fields of jobs stored before are ignored.
+    let created_at_ms = num("created")?;
+    let updated_at_ms = history.last().map_or(created_at_ms, |t| t.at_ms);
+    let reason = history
+        .iter()
+        .rev()
+        .find(|t| t.from != Some(t.to))
+        .map(|t| t.reason.clone())
+        .unwrap_or_default();
     let failure = match fields.get("failure").map(String::as_str) {
         None | Some("") => implied_failure(state, exit_code),
         Some(text) => Some(
@@ -87,15 +103,15 @@ pub(crate) fn job_from_fields(
         tenant,
         name: get("name")?.clone(),
         state,
-        reason: fields.get("reason").cloned().unwrap_or_default(),
+        reason,
         attempt,
         cluster: fields.get("cluster").filter(|c| !c.is_empty()).cloned(),
         cancel_requested: fields.get("cancel").map(String::as_str) == Some("1"),
         exit_code,
         failure,
         failover,
-        created_at_ms: num("created")?,
-        updated_at_ms: num("updated")?,
+        created_at_ms,
+        updated_at_ms,
         spec,
         attempts,
         history,
@@ -184,6 +200,43 @@ mod tests {
         f.insert("state".into(), "cancelled".into());
         let job = job_from_fields(ID, &f).unwrap();
         assert_eq!(job.failure, Some(FailureClass::Cancelled), "implied");
+    }
+
+    #[test]
+    fn a_fresh_job_leaves_out_what_is_at_its_initial_value() {
+        let mut f = fields();
+        for name in [
+            "fence", "attempt", "cancel", "reason", "updated", "attempts", "h:2",
+        ] {
+            f.remove(name);
+        }
+        f.insert("nhist".into(), "1".into());
+        let job = job_from_fields(ID, &f).unwrap();
+        assert_eq!(job.attempt, 0);
+        assert!(!job.cancel_requested);
+        assert_eq!(job.reason, "submitted", "the first history line's");
+        assert_eq!(job.updated_at_ms, 1_700_000_000_000);
+        assert!(job.attempts.is_empty());
+        f.insert("attempt".into(), "x".into());
+        assert!(job_from_fields(ID, &f).is_err(), "present but not a number");
+    }
+
+    #[test]
+    fn reason_and_last_change_come_from_the_history() {
+        let mut f = fields();
+        f.insert("reason".into(), "stale".into());
+        f.insert("updated".into(), "1".into());
+        f.insert("nhist".into(), "3".into());
+        f.insert(
+            "h:3".into(),
+            r#"{"from":"cancelled","to":"cancelled","at_ms":1700000000009,"attempt":0,"reason":"a note"}"#.into(),
+        );
+        let job = job_from_fields(ID, &f).unwrap();
+        assert_eq!(job.reason, "by user", "the last move's, not a note's");
+        assert_eq!(
+            job.updated_at_ms, 1_700_000_000_009,
+            "the last line's, notes too"
+        );
     }
 
     #[test]

@@ -219,19 +219,34 @@ impl JobQueue {
         let ids: Vec<String> = conn
             .zrange(self.keys.ready(tenant), 0, max.saturating_sub(1) as isize)
             .await?;
+        let jobs = self.read_jobs(&mut conn, &ids).await?;
+        Ok(jobs.into_iter().flatten().collect())
+    }
+
+    /// These jobs in one pipelined round trip, `None` where a job is gone.
+    async fn read_jobs(
+        &self,
+        conn: &mut Conn,
+        ids: &[String],
+    ) -> Result<Vec<Option<Job>>, QueueError> {
         if ids.is_empty() {
             return Ok(Vec::new()); // an empty pipeline is an error in Redis
         }
         let mut pipe = redis::pipe();
-        for id in &ids {
+        for id in ids {
             pipe.cmd("HGETALL")
                 .arg(format!("{}{}", self.keys.job_base(), id));
         }
-        let all: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let all: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
         ids.iter()
             .zip(all)
-            .filter(|(_, fields)| !fields.is_empty())
-            .map(|(id, fields)| job_from_fields(id, &fields))
+            .map(|(id, fields)| {
+                if fields.is_empty() {
+                    Ok(None)
+                } else {
+                    job_from_fields(id, &fields).map(Some)
+                }
+            })
             .collect()
     }
 
@@ -258,14 +273,20 @@ impl JobQueue {
             invocation.arg(id.as_str());
         }
         let mut conn = self.conn().await?;
-        let replies: Vec<LeaseReply> = invocation.invoke_async(&mut conn).await?;
-        replies
+        let leased: Vec<(String, u64)> = invocation.invoke_async(&mut conn).await?;
+        // The jobs as leased: only this lease's holder (or a cancel, which
+        // the job then shows) changes them before the lease runs out.
+        let ids: Vec<String> = leased.iter().map(|(id, _)| id.clone()).collect();
+        let jobs = self.read_jobs(&mut conn, &ids).await?;
+        leased
             .into_iter()
-            .map(|(id, fence, mut fields, written)| {
-                // The hash as read before the lease, with what the lease wrote laid over it.
-                fields.extend(written);
+            .zip(jobs)
+            .map(|((id, fence), job)| {
                 Ok(Lease {
-                    job: job_from_fields(&id, &fields)?,
+                    job: job.ok_or_else(|| QueueError::Corrupt {
+                        detail: "leased, but its hash is gone".into(),
+                        id,
+                    })?,
                     fence,
                     expires_at_ms,
                 })
@@ -324,15 +345,6 @@ impl JobQueue {
             .collect())
     }
 }
-
-/// One leased job as `lease.lua` returns it: id, fence, the job hash before
-/// the lease, the fields the lease wrote.
-type LeaseReply = (
-    String,
-    u64,
-    HashMap<String, String>,
-    HashMap<String, String>,
-);
 
 /// Maps a script's `{'ok', detail}`-style reply to a result.
 fn status_reply(id: &JobId, reply: Vec<String>) -> Result<String, QueueError> {

@@ -99,6 +99,76 @@ async fn events_stream_every_change_in_order() {
 }
 
 #[tokio::test]
+async fn a_batch_is_one_stream_entry_read_event_by_event() {
+    let q = testing::queue("events-batch");
+    let t = tenant("t");
+    let start = q.last_event_cursor().await.unwrap();
+    let specs = (0..3).map(|i| spec(&format!("b{i}"))).collect();
+    let ids: Vec<_> = q
+        .submit_many(&t, specs, now_ms())
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.job().id.clone())
+        .collect();
+    let mut conn = testing::pool(&testing::redis_url()).get().await.unwrap();
+    let entries: usize = redis::cmd("XLEN")
+        .arg(q.keys().events())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries, 1, "one script call, one stream entry");
+
+    // One event per read: the cursor steps inside the entry, then past it.
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let events = q.events_after(&cursor, Duration::ZERO, 1).await.unwrap();
+        assert_eq!(events.len(), 1);
+        seen.push(events[0].job_id.clone());
+        cursor = events[0].cursor.clone();
+    }
+    assert_eq!(seen, ids);
+    assert!(
+        !cursor.contains('.'),
+        "the last event's cursor is past the entry: {cursor}"
+    );
+    assert!(q
+        .events_after(&cursor, Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A cursor inside the entry resumes with the rest of it, then what follows.
+    let all = q
+        .events_after(&q.last_event_cursor().await.unwrap(), Duration::ZERO, 10)
+        .await
+        .unwrap();
+    assert!(all.is_empty());
+    q.cancel(&ids[0], "by user", now_ms()).await.unwrap();
+    let first = q.events_after("0-0", Duration::ZERO, 1).await.unwrap();
+    let rest = q
+        .events_after(&first[0].cursor, Duration::ZERO, 10)
+        .await
+        .unwrap();
+    let rest: Vec<_> = rest
+        .iter()
+        .map(|e| (e.job_id.clone(), e.transition.to))
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            (ids[1].clone(), JobState::Queued),
+            (ids[2].clone(), JobState::Queued),
+            (ids[0].clone(), JobState::Cancelled),
+        ]
+    );
+    assert!(q
+        .events_after("not-a-cursor", Duration::ZERO, 1)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
 async fn logs_are_kept_once_per_stretch_and_capped() {
     let prefix = testing::unique_prefix("logs");
     let config = QueueConfig {

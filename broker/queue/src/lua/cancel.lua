@@ -19,11 +19,12 @@ if state == 'queued' then
   redis.call('ZREM', ready_base .. job.tenant, id)
   if redis.call('ZCARD', ready_base .. job.tenant) == 0 then redis.call('SREM', KEYS[3], job.tenant) end
   move(ctx, jk, id, job, 'queued', 'cancelled', reason)
-  ctx.idx.flush()
+  commit(ctx)
   return {'cancelled'}
 end
 if job.cancel ~= '1' then
   redis.call('SADD', KEYS[1], id)
   record(ctx, jk, id, job, state, state, 'cancel requested: ' .. reason, {'cancel', '1'})
+  commit(ctx)
 end
 return {'requested'}

@@ -4,9 +4,9 @@
 -- ARGV: 1 job key base, 2 state key base, 3 stream max len, 4 now ms,
 --       5 lease expiry ms, 6 max jobs, 7 tenant, then optionally the ids to
 --       lease (placement chose them); ids no longer queued are skipped
--- Returns one {id, fence, HGETALL of the job before the lease, the fields the
--- lease wrote (field, value, ...)} per leased job; the job as leased is the
--- first with the second laid over it.
+-- Returns one {id, fence} per leased job, best first. The caller reads the
+-- jobs it needs outside the script: a job's whole hash through Lua costs Redis
+-- twice (into Lua values, then back out as the reply).
 local job_base, state_base, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expires, max, tenant = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local ctx = context(state_base, KEYS[4], maxlen, now)
@@ -29,19 +29,15 @@ end
 local reason = 'leased for dispatch'
 for _, id in ipairs(ids) do
   local jk = job_base .. id
-  local all = redis.call('HGETALL', jk)
-  local job = {}
-  for k = 1, #all, 2 do job[all[k]] = all[k + 1] end
+  local job = load(jk)
   -- A member whose job is no longer queued is a leftover: dropped above.
-  if job.state == 'queued' then
+  if job and job.state == 'queued' then
     local fence = (tonumber(job.fence) or 0) + 1
-    -- move appends every field it writes to `written`.
-    local written = {'fence', int(fence)}
-    move(ctx, jk, id, job, 'queued', 'dispatching', reason, written)
+    move(ctx, jk, id, job, 'queued', 'dispatching', reason, {'fence', int(fence)})
     ctx.idx.add('ZADD', KEYS[2], expires, id)
-    out[#out + 1] = {id, fence, all, written}
+    out[#out + 1] = {id, fence}
   end
 end
-ctx.idx.flush()
+commit(ctx)
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], tenant) end
 return out

@@ -68,7 +68,7 @@ local function one(id, fence)
       return {'conflict', 'cannot finish a dispatching job as ' .. arg}
     end
     ctx.idx.add('ZREM', KEYS[1], id)
-    ctx.idx.add('SREM', KEYS[3], id)
+    if job.cancel == '1' then ctx.idx.add('SREM', KEYS[3], id) end
     local extra = {}
     if class ~= '' then extra = {'failure', class} end
     move(ctx, jk, id, job, 'dispatching', to, reason, extra)
@@ -81,5 +81,5 @@ local out = {}
 for i = 9, #ARGV, 2 do
   out[#out + 1] = one(ARGV[i], ARGV[i + 1])
 end
-ctx.idx.flush()
+commit(ctx)
 return out

@@ -21,10 +21,12 @@ local function ready_score(prio, seq)
 end
 
 -- Cost model: on a busy queue most of a script's time is the per-call
--- overhead of redis.call, not the command itself. So each job gets as few
--- calls as its change needs (one HSET for every field and history line it
--- writes, one XADD), and index writes shared by a batch (state indexes,
--- leases, cancels) are collected and sent as one variadic command per key.
+-- overhead of redis.call and the per-argument cost of propagating each write
+-- to the AOF, not the command itself. So each job gets as few calls as its
+-- change needs (one HSET for every field and history line it writes); index
+-- writes shared by a batch (state indexes, leases, cancels) are collected and
+-- sent as one variadic command per key; and a script's events go out as one
+-- stream entry (see commit).
 
 -- Index writes gathered over a script: add(cmd, key, ...) appends the
 -- arguments to the one `cmd key ...` call flush() sends per (cmd, key), in
@@ -34,11 +36,15 @@ local function bulk()
   local order, lists = {}, {}
   local self = {}
   function self.add(cmd, key, a, b)
-    local k = cmd .. ' ' .. key
-    local list = lists[k]
+    local by_key = lists[cmd]
+    if not by_key then
+      by_key = {}
+      lists[cmd] = by_key
+    end
+    local list = by_key[key]
     if not list then
       list = {}
-      lists[k] = list
+      by_key[key] = list
       order[#order + 1] = {cmd, key, list}
     end
     list[#list + 1] = a
@@ -59,13 +65,13 @@ local function bulk()
 end
 
 -- What every state change of a script shares: where the indexes and the
--- event stream are, the time, the pending index writes, and the reasons
--- already JSON-encoded (a batch usually shares one).
+-- event stream are, the time, the pending index writes and events, and the
+-- reasons already JSON-encoded (a batch usually shares one).
 local function context(state_base, events, maxlen, now)
   local json = {}
   return {
     state_base = state_base, events = events, maxlen = maxlen, now = now,
-    idx = bulk(),
+    idx = bulk(), ev = {},
     reason_json = function(reason)
       local text = json[reason]
       if not text then
@@ -77,13 +83,34 @@ local function context(state_base, events, maxlen, now)
   }
 end
 
+-- Most events in one stream entry: (job id, event) pairs stay far below
+-- Lua's limit on unpack.
+local EVENTS_PER_ENTRY = 1000
+
+-- Sends what a script gathered: its index writes, then its events as one
+-- stream entry (a longer batch as several), each event one field: the job id
+-- names it, the value is "tenant from to attempt at_ms reason" (from '-' when
+-- there is none; the reason, last, may hold spaces). queue/events.rs reads
+-- this format. Every script that records a change ends with commit(ctx).
+local function commit(ctx)
+  ctx.idx.flush()
+  local ev = ctx.ev
+  for s = 1, #ev, 2 * EVENTS_PER_ENTRY do
+    redis.call('XADD', ctx.events, 'MAXLEN', '~', ctx.maxlen, '*',
+      unpack(ev, s, math.min(#ev, s + 2 * EVENTS_PER_ENTRY - 1)))
+  end
+  ctx.ev = {}
+end
+
 -- The fields of a job every change reads, as one HMGET; nil if no such job.
+-- A fresh job's hash leaves out what is still at its initial value (see
+-- submit.lua): read as such here.
 local function load(jk)
   local f = redis.call('HMGET', jk, 'state', 'tenant', 'prio', 'seq', 'attempt', 'fence',
     'cancel', 'nhist')
   if not f[1] then return nil end
-  return {state = f[1], tenant = f[2], prio = f[3], seq = f[4], attempt = f[5],
-    fence = f[6], cancel = f[7], nhist = f[8]}
+  return {state = f[1], tenant = f[2], prio = f[3], seq = f[4], attempt = f[5] or '0',
+    fence = f[6] or '0', cancel = f[7] or '0', nhist = f[8]}
 end
 
 -- One history line, exactly as serde reads a Transition.
@@ -97,35 +124,32 @@ end
 -- Records a change of `job` (a table from load): appends one line to its
 -- history (one hash field per change, h:1, h:2, ...: appending never
 -- rewrites the earlier history, in memory or in the AOF) in the same HSET as
--- `extra` (field, value, ...) and `updated`, and publishes the change on the
--- event stream. `from` may equal `to` (a note such as "cancel requested" or
--- "attempt recorded"). Every field written is appended to `extra` (callers
--- may return it).
+-- `extra` (field, value, ...), and queues the change for the event stream
+-- (sent at commit). `from` may equal `to` (a note such as "cancel requested"
+-- or "attempt recorded"). The job's last change time and its reason are not
+-- stored apart: codec.rs reads them from the history lines.
 local function record(ctx, jk, id, job, from, to, reason, extra)
   local n = int((tonumber(job.nhist) or 0) + 1)
   local args = extra or {}
-  args[#args + 1] = 'updated'
-  args[#args + 1] = ctx.now
   args[#args + 1] = 'nhist'
   args[#args + 1] = n
   args[#args + 1] = 'h:' .. n
   args[#args + 1] = history_line(ctx, from, to, job.attempt, reason)
   redis.call('HSET', jk, unpack(args))
-  redis.call('XADD', ctx.events, 'MAXLEN', '~', ctx.maxlen, '*',
-    'job', id, 'tenant', job.tenant, 'from', from or '', 'to', to,
-    'attempt', job.attempt, 'reason', reason, 'at', ctx.now)
+  local ev = ctx.ev
+  ev[#ev + 1] = id
+  ev[#ev + 1] = job.tenant .. ' ' .. (from or '-') .. ' ' .. to .. ' ' .. job.attempt .. ' '
+    .. ctx.now .. ' ' .. reason
   job.nhist = n
 end
 
--- Moves a job between states: the new state and reason go into the same
--- HSET as its history line, the per-state indexes follow at ctx.idx.flush().
+-- Moves a job between states: the new state goes into the same HSET as its
+-- history line, the per-state indexes follow at commit(ctx).
 -- Callers have checked `allowed(from, to)`.
 local function move(ctx, jk, id, job, from, to, reason, extra)
   local args = extra or {}
   args[#args + 1] = 'state'
   args[#args + 1] = to
-  args[#args + 1] = 'reason'
-  args[#args + 1] = reason
   record(ctx, jk, id, job, from, to, reason, args)
   job.state = to
   ctx.idx.add('ZREM', ctx.state_base .. from, id)

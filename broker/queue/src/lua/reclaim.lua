@@ -27,5 +27,5 @@ for _, id in ipairs(ids) do
     out[#out + 1] = id
   end
 end
-ctx.idx.flush()
+commit(ctx)
 return out

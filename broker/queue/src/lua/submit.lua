@@ -52,10 +52,12 @@ for slot, value in ipairs(out) do
     local at = ARGV[i + 5]
     ctx.now = at
     local job = {tenant = tenant, seq = seq_text, attempt = '0', nhist = '0'}
+    -- Fields at their initial value are left out (fence, attempt and cancel
+    -- 0, no attempts): load() and codec.rs read them as such. Fewer fields,
+    -- less to write.
     record(ctx, job_base .. id, id, job, nil, 'queued', 'submitted', {
-      'tenant', tenant, 'state', 'queued', 'seq', seq_text, 'prio', prio, 'fence', '0',
-      'attempt', '0', 'cancel', '0', 'reason', 'submitted', 'created', at, 'name', name, 'spec', spec,
-      'attempts', '[]'})
+      'tenant', tenant, 'state', 'queued', 'seq', seq_text, 'prio', prio, 'created', at,
+      'name', name, 'spec', spec})
     if idem ~= '' then ctx.idx.add('HSET', KEYS[1], idem, id) end
     ctx.idx.add('ZADD', KEYS[3], seq_text, id)
     ctx.idx.add('ZADD', KEYS[4], seq_text, id)
@@ -65,5 +67,5 @@ for slot, value in ipairs(out) do
   end
 end
 ctx.idx.add('SADD', KEYS[6], tenant)
-ctx.idx.flush()
+commit(ctx)
 return out

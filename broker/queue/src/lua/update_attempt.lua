@@ -49,5 +49,5 @@ elseif to == 'succeeded' or to == 'failed' or to == 'cancelled' then
   redis.call('SREM', KEYS[1], id)
 end
 move(ctx, jk, id, job, state, to, reason, extra)
-ctx.idx.flush()
+commit(ctx)
 return {'ok', to}
