@@ -74,6 +74,7 @@ impl Keys {
     }
 
     /// ZSET of the jobs in one state by creation sequence (listing, loops).
+    /// Never written for `dispatching`: those jobs are the lease set's.
     pub fn in_state(&self, state: JobState) -> String {
         format!("{}:state:{}", self.prefix, state.as_str())
     }

@@ -229,15 +229,7 @@ impl JobQueue {
         conn: &mut Conn,
         ids: &[String],
     ) -> Result<Vec<Option<Job>>, QueueError> {
-        if ids.is_empty() {
-            return Ok(Vec::new()); // an empty pipeline is an error in Redis
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL")
-                .arg(format!("{}{}", self.keys.job_base(), id));
-        }
-        let all: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+        let all = self.read_hashes(conn, ids).await?;
         ids.iter()
             .zip(all)
             .map(|(id, fields)| {
@@ -248,6 +240,23 @@ impl JobQueue {
                 }
             })
             .collect()
+    }
+
+    /// These jobs' hashes in one pipelined round trip (empty where a job is gone).
+    async fn read_hashes(
+        &self,
+        conn: &mut Conn,
+        ids: &[String],
+    ) -> Result<Vec<HashMap<String, String>>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new()); // an empty pipeline is an error in Redis
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL")
+                .arg(format!("{}{}", self.keys.job_base(), id));
+        }
+        Ok(pipe.query_async(conn).await?)
     }
 
     async fn lease_inner(
@@ -273,25 +282,70 @@ impl JobQueue {
             invocation.arg(id.as_str());
         }
         let mut conn = self.conn().await?;
-        let leased: Vec<(String, u64)> = invocation.invoke_async(&mut conn).await?;
-        // The jobs as leased: only this lease's holder (or a cancel, which
-        // the job then shows) changes them before the lease runs out.
-        let ids: Vec<String> = leased.iter().map(|(id, _)| id.clone()).collect();
-        let jobs = self.read_jobs(&mut conn, &ids).await?;
+        // The jobs are read after the script, so they show the lease; only
+        // its holder (or a cancel, which the job then shows) changes them
+        // before it runs out.
+        let (leased, fields) = if ids.is_empty() {
+            let leased: Vec<(String, u64)> = invocation.invoke_async(&mut conn).await?;
+            let ids: Vec<String> = leased.iter().map(|(id, _)| id.clone()).collect();
+            let fields = self.read_hashes(&mut conn, &ids).await?;
+            (leased, ids.into_iter().zip(fields).collect())
+        } else {
+            self.lease_and_read(&mut conn, &invocation, ids).await?
+        };
         leased
             .into_iter()
-            .zip(jobs)
-            .map(|((id, fence), job)| {
+            .map(|(id, fence)| {
+                let job = match fields.get(&id) {
+                    Some(hash) if !hash.is_empty() => job_from_fields(&id, hash)?,
+                    _ => {
+                        return Err(QueueError::Corrupt {
+                            detail: "leased, but its hash is gone".into(),
+                            id,
+                        })
+                    }
+                };
                 Ok(Lease {
-                    job: job.ok_or_else(|| QueueError::Corrupt {
-                        detail: "leased, but its hash is gone".into(),
-                        id,
-                    })?,
+                    job,
                     fence,
                     expires_at_ms,
                 })
             })
             .collect()
+    }
+
+    /// Runs the lease script for known ids and reads those jobs in the same
+    /// round trip (the reads run after the script); returns the script's
+    /// answer and each id's hash.
+    async fn lease_and_read(
+        &self,
+        conn: &mut Conn,
+        invocation: &redis::ScriptInvocation<'_>,
+        ids: &[JobId],
+    ) -> Result<LeasedHashes, QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(invocation);
+        for id in ids {
+            pipe.cmd("HGETALL").arg(self.keys.job(id));
+        }
+        let values: Vec<redis::Value> = match pipe.query_async(conn).await {
+            // Redis forgot the script (a restart, SCRIPT FLUSH): load it again.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                invocation.load_async(conn).await?;
+                pipe.query_async(conn).await?
+            }
+            other => other?,
+        };
+        fn decode<T: redis::FromRedisValue>(value: redis::Value) -> Result<T, QueueError> {
+            Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?)
+        }
+        let mut values = values.into_iter();
+        let leased = decode(values.next().unwrap_or(redis::Value::Nil))?;
+        let mut hashes = HashMap::new();
+        for (id, value) in ids.iter().zip(values) {
+            hashes.insert(id.to_string(), decode(value)?);
+        }
+        Ok((leased, hashes))
     }
 
     /// Runs one `leased.lua` op over `leases`; returns each job's detail.
@@ -345,6 +399,10 @@ impl JobQueue {
             .collect())
     }
 }
+
+/// What `lease.lua` answered, (id, fence) per leased job, and the jobs'
+/// hashes by id.
+type LeasedHashes = (Vec<(String, u64)>, HashMap<String, HashMap<String, String>>);
 
 /// Maps a script's `{'ok', detail}`-style reply to a result.
 fn status_reply(id: &JobId, reply: Vec<String>) -> Result<String, QueueError> {

@@ -5,7 +5,7 @@ mod common;
 use common::{leased_ids, spec, spec_with, tenant};
 use raybroker_core::{JobSpec, JobState};
 use raybroker_queue::testing::{self, now_ms};
-use raybroker_queue::{CancelEffect, JobQueue, QueueConfig, QueueError};
+use raybroker_queue::{CancelEffect, JobQueue, ListFilter, QueueConfig, QueueError};
 
 #[tokio::test]
 async fn submit_then_get_round_trips() {
@@ -400,4 +400,81 @@ async fn peek_then_lease_chosen_ids() {
         "already leased"
     );
     assert_eq!(q.peek(&t, 10).await.unwrap()[0].id, a);
+}
+
+#[tokio::test]
+async fn lease_ids_reads_the_jobs_as_leased_in_one_round_trip_even_after_a_script_flush() {
+    let q = testing::queue("lease-ids-flush");
+    let t = tenant("t");
+    let now = now_ms();
+    let id = q.submit(&t, spec("a"), now).await.unwrap().job().id.clone();
+    // Redis forgot every script (a restart, SCRIPT FLUSH): the pipelined
+    // lease loads it again instead of failing.
+    let mut conn = testing::pool(&testing::redis_url()).get().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let leases = q
+        .lease_ids(&t, std::slice::from_ref(&id), now)
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+    let job = &leases[0].job;
+    assert_eq!(job.state, JobState::Dispatching, "read after the lease");
+    assert_eq!(leases[0].fence, 1);
+    assert_eq!(job.history.len(), 2);
+    assert_eq!(job.reason, "leased for dispatch");
+}
+
+#[tokio::test]
+async fn dispatching_jobs_are_listed_and_walked_through_the_lease_index() {
+    let q = testing::queue("dispatching-index");
+    let t = tenant("t");
+    let now = now_ms();
+    let ids: Vec<_> = q
+        .submit_many(&t, vec![spec("a"), spec("b"), spec("c")], now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.job().id.clone())
+        .collect();
+    let leases = q.lease(&t, 2, now).await.unwrap();
+    let leased: Vec<_> = leases.iter().map(|l| l.job.id.clone()).collect();
+    assert_eq!(leased, ids[..2]);
+    let filter = ListFilter {
+        state: Some(JobState::Dispatching),
+        ..ListFilter::default()
+    };
+    let listed: Vec<_> = q
+        .list(&filter, None, 10)
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, vec![ids[1].clone(), ids[0].clone()], "newest first");
+    let mut walked = q.ids_in_state(JobState::Dispatching, 10).await.unwrap();
+    walked.sort();
+    let mut expected = ids[..2].to_vec();
+    expected.sort();
+    assert_eq!(walked, expected);
+    assert!(q.ids_in_state(JobState::Queued, 10).await.unwrap() == ids[2..]);
+
+    q.finish_leased(&leases[..1], JobState::Failed, "done", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.ids_in_state(JobState::Dispatching, 10).await.unwrap(),
+        ids[1..2]
+    );
+    assert_eq!(
+        q.ids_in_state(JobState::Failed, 10).await.unwrap(),
+        ids[..1]
+    );
+    let listed = q.list(&filter, None, 10).await.unwrap().jobs;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, ids[1]);
 }

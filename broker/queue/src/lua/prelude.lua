@@ -144,7 +144,10 @@ local function record(ctx, jk, id, job, from, to, reason, extra)
 end
 
 -- Moves a job between states: the new state goes into the same HSET as its
--- history line, the per-state indexes follow at commit(ctx).
+-- history line, the per-state indexes follow at commit(ctx). Dispatching
+-- jobs have no per-state index: they are exactly the lease index's members
+-- (every job passes through within one dispatch round, so an index of its
+-- own would cost two writes a job for nothing; reads.rs uses the leases).
 -- Callers have checked `allowed(from, to)`.
 local function move(ctx, jk, id, job, from, to, reason, extra)
   local args = extra or {}
@@ -152,6 +155,6 @@ local function move(ctx, jk, id, job, from, to, reason, extra)
   args[#args + 1] = to
   record(ctx, jk, id, job, from, to, reason, args)
   job.state = to
-  ctx.idx.add('ZREM', ctx.state_base .. from, id)
-  ctx.idx.add('ZADD', ctx.state_base .. to, job.seq, id)
+  if from ~= 'dispatching' then ctx.idx.add('ZREM', ctx.state_base .. from, id) end
+  if to ~= 'dispatching' then ctx.idx.add('ZADD', ctx.state_base .. to, job.seq, id) end
 end

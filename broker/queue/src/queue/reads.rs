@@ -25,9 +25,11 @@ impl JobQueue {
     ) -> Result<Page, QueueError> {
         let limit = limit.clamp(1, 1000);
         let source = match (&filter.state, &filter.tenant) {
-            (Some(state), _) => self.keys.in_state(*state),
-            (None, Some(tenant)) => self.keys.tenant_jobs(tenant),
-            (None, None) => self.keys.all_jobs(),
+            // Dispatching jobs have no index by creation (see `move` in
+            // lua/prelude.lua): the tenant's or all jobs are walked, filtered.
+            (Some(state), _) if *state != JobState::Dispatching => self.keys.in_state(*state),
+            (_, Some(tenant)) => self.keys.tenant_jobs(tenant),
+            (_, None) => self.keys.all_jobs(),
         };
         let mut max = match cursor {
             Some(text) => {
@@ -115,19 +117,21 @@ impl JobQueue {
         Ok(conn.zcard(self.keys.ready(tenant)).await?)
     }
 
-    /// Ids of jobs in `state`, oldest first, at most `limit`.
+    /// Ids of jobs in `state`, oldest first (dispatching ones: soonest
+    /// lease expiry first), at most `limit`.
     pub async fn ids_in_state(
         &self,
         state: JobState,
         limit: usize,
     ) -> Result<Vec<JobId>, QueueError> {
+        let index = match state {
+            // Exactly the leased jobs (see `move` in lua/prelude.lua).
+            JobState::Dispatching => self.keys.leases(),
+            state => self.keys.in_state(state),
+        };
         let mut conn = self.conn().await?;
         let ids: Vec<String> = conn
-            .zrange(
-                self.keys.in_state(state),
-                0,
-                limit.saturating_sub(1) as isize,
-            )
+            .zrange(index, 0, limit.saturating_sub(1) as isize)
             .await?;
         Ok(ids
             .iter()
