@@ -246,17 +246,22 @@ impl JobQueue {
     async fn read_hashes(
         &self,
         conn: &mut Conn,
-        ids: &[String],
+        ids: &[impl std::fmt::Display],
     ) -> Result<Vec<HashMap<String, String>>, QueueError> {
         if ids.is_empty() {
             return Ok(Vec::new()); // an empty pipeline is an error in Redis
         }
         let mut pipe = redis::pipe();
+        self.pipe_job_reads(&mut pipe, ids);
+        Ok(pipe.query_async(conn).await?)
+    }
+
+    /// Adds an HGETALL of each job to `pipe`.
+    fn pipe_job_reads(&self, pipe: &mut redis::Pipeline, ids: &[impl std::fmt::Display]) {
         for id in ids {
             pipe.cmd("HGETALL")
                 .arg(format!("{}{}", self.keys.job_base(), id));
         }
-        Ok(pipe.query_async(conn).await?)
     }
 
     async fn lease_inner(
@@ -325,9 +330,7 @@ impl JobQueue {
     ) -> Result<LeasedHashes, QueueError> {
         let mut pipe = redis::pipe();
         pipe.invoke_script(invocation);
-        for id in ids {
-            pipe.cmd("HGETALL").arg(self.keys.job(id));
-        }
+        self.pipe_job_reads(&mut pipe, ids);
         let values: Vec<redis::Value> = match pipe.query_async(conn).await {
             // Redis forgot the script (a restart, SCRIPT FLUSH): load it again.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {

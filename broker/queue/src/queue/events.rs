@@ -147,18 +147,13 @@ fn decode_entry(id: &str, fields: &[String]) -> Result<Vec<JobEvent>, QueueError
     }
     fields
         .chunks_exact(2)
-        .map(|pair| {
-            let parts: Vec<&str> = pair[1].splitn(6, ' ').collect();
-            let [tenant, from, to, attempt, at, reason] = parts[..] else {
-                return Err(corrupt(format!("event '{}' has too few parts", pair[1])));
-            };
-            event(id, &pair[0], tenant, from, to, attempt, at, reason)
-        })
+        .map(|pair| event(id, &pair[0], &pair[1]))
         .collect()
 }
 
 /// An entry of the format before batching: fields job, tenant, from, to,
-/// attempt, reason, at (`from` empty for the first change).
+/// attempt, reason, at (`from` empty for the first change), read as the
+/// packed event it would be now.
 fn legacy_event(id: &str, fields: &[String]) -> Result<JobEvent, QueueError> {
     let field = |name: &str| -> Result<&str, QueueError> {
         fields
@@ -174,32 +169,27 @@ fn legacy_event(id: &str, fields: &[String]) -> Result<JobEvent, QueueError> {
         "" => "-",
         from => from,
     };
-    event(
-        id,
-        field("job")?,
+    let packed = format!(
+        "{} {from} {} {} {} {}",
         field("tenant")?,
-        from,
         field("to")?,
         field("attempt")?,
         field("at")?,
-        field("reason")?,
-    )
+        field("reason")?
+    );
+    event(id, field("job")?, &packed)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn event(
-    id: &str,
-    job: &str,
-    tenant: &str,
-    from: &str,
-    to: &str,
-    attempt: &str,
-    at: &str,
-    reason: &str,
-) -> Result<JobEvent, QueueError> {
+/// One event of entry `id`: the job's id and its packed value
+/// `tenant from to attempt at_ms reason` (cursor left empty).
+fn event(id: &str, job: &str, packed: &str) -> Result<JobEvent, QueueError> {
     let corrupt = |detail: String| QueueError::Corrupt {
         id: id.to_string(),
         detail,
+    };
+    let parts: Vec<&str> = packed.splitn(6, ' ').collect();
+    let [tenant, from, to, attempt, at, reason] = parts[..] else {
+        return Err(corrupt(format!("event '{packed}' has too few parts")));
     };
     let state = |text: &str| JobState::from_str(text).map_err(|e| corrupt(e.to_string()));
     Ok(JobEvent {

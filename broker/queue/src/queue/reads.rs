@@ -1,7 +1,6 @@
 //! Read-only views of the queue: listing with filters and cursors, and the
 //! indexes the loops walk.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use raybroker_core::{Job, JobId, JobState, TenantId};
@@ -62,12 +61,8 @@ impl JobQueue {
                     next_cursor: None,
                 });
             }
-            let mut pipe = redis::pipe();
-            for (id, _) in &entries {
-                pipe.cmd("HGETALL")
-                    .arg(format!("{}{}", self.keys.job_base(), id));
-            }
-            let all: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            let ids: Vec<&String> = entries.iter().map(|(id, _)| id).collect();
+            let all = self.read_hashes(&mut conn, &ids).await?;
             let exhausted = entries.len() < batch;
             for ((id, seq), fields) in entries.into_iter().zip(all) {
                 budget = budget.saturating_sub(1);
