@@ -153,6 +153,12 @@ impl JobQueue {
         job_from_fields(id.as_str(), &fields).map(Some)
     }
 
+    /// These jobs, in order, in one round trip; `None` where a job is gone.
+    pub async fn get_many(&self, ids: &[JobId]) -> Result<Vec<Option<Job>>, QueueError> {
+        let mut conn = self.conn().await?;
+        self.read_jobs(&mut conn, ids).await
+    }
+
     /// Cancels a queued job at once; marks a dispatching or running one for
     /// cancellation; leaves a finished one as it is.
     pub async fn cancel(
@@ -227,7 +233,7 @@ impl JobQueue {
     async fn read_jobs(
         &self,
         conn: &mut Conn,
-        ids: &[String],
+        ids: &[impl std::fmt::Display],
     ) -> Result<Vec<Option<Job>>, QueueError> {
         let all = self.read_hashes(conn, ids).await?;
         ids.iter()
@@ -236,7 +242,7 @@ impl JobQueue {
                 if fields.is_empty() {
                     Ok(None)
                 } else {
-                    job_from_fields(id, &fields).map(Some)
+                    job_from_fields(&id.to_string(), &fields).map(Some)
                 }
             })
             .collect()

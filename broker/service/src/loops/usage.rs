@@ -3,8 +3,8 @@
 //!
 //! A job's demand never changes once it is in flight, so [`InFlight`] keeps
 //! it by id: each refresh lists the in-flight ids (two sorted-set reads) and
-//! fetches only the jobs it has not seen (or has seen only submitted and
-//! that now run), dropping those no longer listed.
+//! fetches, in one round trip, only the jobs it has not seen (or has seen
+//! only submitted and that now run), dropping those no longer listed.
 //!
 //! For the burst forecast it also knows when each running job ends at the
 //! latest: when the broker saw it running plus its time limit.
@@ -77,16 +77,18 @@ impl InFlight {
         let listed_set: std::collections::HashSet<&JobId> =
             submitted.iter().chain(&running).collect();
         self.jobs.retain(|id, _| listed_set.contains(id));
-        for (ids, runs) in [(&submitted, false), (&running, true)] {
-            for id in ids {
-                // Read once, and again when a job read as submitted runs.
-                if self.jobs.get(id).is_some_and(|c| c.running || !runs) {
-                    continue;
-                }
-                // A job gone between the listing and the read has left flight.
-                if let Some(job) = queue.get(id).await? {
-                    self.jobs.insert(id.clone(), Counted::of(&job));
-                }
+        // Read once, and again when a job read as submitted runs; all in
+        // one round trip.
+        let unread: Vec<JobId> = [(&submitted, false), (&running, true)]
+            .into_iter()
+            .flat_map(|(ids, runs)| ids.iter().map(move |id| (id, runs)))
+            .filter(|(id, runs)| !self.jobs.get(*id).is_some_and(|c| c.running || !runs))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for (id, job) in unread.iter().zip(queue.get_many(&unread).await?) {
+            // A job gone between the listing and the read has left flight.
+            if let Some(job) = job {
+                self.jobs.insert(id.clone(), Counted::of(&job));
             }
         }
         Ok(self)
