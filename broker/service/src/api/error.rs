@@ -1,6 +1,7 @@
 //! The one error shape every API failure answers with:
 //! `{"error": {"code": "...", "message": "...", "fields": [...]}}`.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -143,6 +144,16 @@ impl ApiError {
             "too_large",
             format!("request body is over the limit of {limit} bytes"),
         )
+    }
+
+    /// A body that could not be read whole: 413 over `limit` bytes (the
+    /// decompressed size, for a compressed body), else 400 saying why.
+    pub(crate) fn unreadable_body(rejection: BytesRejection, limit: u64) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::malformed(format!("cannot read the body: {rejection}"), None)
+        }
     }
 
     /// 415.

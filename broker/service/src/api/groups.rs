@@ -295,13 +295,7 @@ pub(super) fn read_document(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Bytes, bool), ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(state.config.api.max_body_bytes.0)
-        } else {
-            ApiError::malformed(format!("cannot read the body: {rejection}"), None)
-        }
-    })?;
+    let body = body.map_err(|r| ApiError::unreadable_body(r, state.config.api.max_body_bytes.0))?;
     let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
     match body_format(content_type) {
         Some(BodyFormat::Json) => Ok((body, false)),

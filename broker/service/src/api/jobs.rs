@@ -238,13 +238,13 @@ pub(super) fn read_spec(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<JobSpec, (RejectReason, ApiError)> {
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            let limit = state.config.api.max_body_bytes.0;
-            (RejectReason::TooLarge, ApiError::too_large(limit))
+        let err = ApiError::unreadable_body(rejection, state.config.api.max_body_bytes.0);
+        let reason = if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RejectReason::TooLarge
         } else {
-            let err = ApiError::malformed(format!("cannot read the body: {rejection}"), None);
-            (RejectReason::Malformed, err)
-        }
+            RejectReason::Malformed
+        };
+        (reason, err)
     })?;
     let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
     let format = body_format(content_type).ok_or_else(|| {

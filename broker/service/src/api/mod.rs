@@ -136,8 +136,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/trace", get(trace::job_trace))
         .route("/v1/jobs/{id}/results", get(results::job_results))
         .route("/v1/results", get(results::list_results))
-        .route("/v1/traces", post(otlp::receive_traces))
-        .route("/v1/metrics", post(otlp::receive_metrics))
         .route("/v1/jobs/{id}/placement", get(placement::job_placement))
         .route("/v1/placement/dry-run", post(placement::dry_run))
         .route(
@@ -164,6 +162,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        .merge(otlp::routes())
         .merge(ray_jobs)
         .route_layer(middleware::from_fn_with_state(state.clone(), track_request))
         .fallback(no_route)

@@ -3,22 +3,43 @@
 //! that job's token (headers `x-raybroker-job`, `x-raybroker-token`, which
 //! the broker hands every attempt in `OTEL_EXPORTER_OTLP_HEADERS`); what it
 //! carries is kept with the job, within bounds, and forwarded to the
-//! organisation's collector when one is configured.
+//! organisation's collector when one is configured. Bodies may come
+//! gzip-compressed (`Content-Encoding: gzip`, what OTLP exporters send with
+//! compression on); the size limit applies to the decompressed body.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use raybroker_core::{Job, JobId};
 use raybroker_queue::SpanSource;
+use tower_http::decompression::RequestDecompressionLayer;
 
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::telemetry::{otlp, JOB_HEADER, TOKEN_HEADER};
+
+/// The OTLP receivers. A gzip body is decompressed before the handler reads
+/// it (so `api.max_body_bytes` bounds what it inflates to); any other
+/// Content-Encoding reaches the handler as it came, which refuses it with a
+/// message that says what to send.
+pub(crate) fn routes() -> Router<AppState> {
+    let gzip = || {
+        RequestDecompressionLayer::new()
+            .gzip(true)
+            .pass_through_unaccepted(true)
+    };
+    Router::new()
+        .route("/v1/traces", post(receive_traces).layer(gzip()))
+        .route("/v1/metrics", post(receive_metrics).layer(gzip()))
+}
 
 /// How a body is encoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,7 +51,7 @@ enum Encoding {
 /// Receive spans for a job (OTLP/HTTP).
 #[utoipa::path(
     post, path = "/v1/traces", tag = "telemetry",
-    request_body(description = "An OTLP ExportTraceServiceRequest", content(
+    request_body(description = "An OTLP ExportTraceServiceRequest, plain or gzip-compressed (Content-Encoding: gzip)", content(
         (String = "application/x-protobuf"), (String = "application/json"))),
     params(
         ("x-raybroker-job" = String, Header, description = "The job the data belongs to"),
@@ -38,18 +59,20 @@ enum Encoding {
     ),
     responses(
         (status = 200, description = "Kept (an empty ExportTraceServiceResponse)"),
-        (status = 400, description = "Not a readable OTLP message; the message says why", body = ErrorBody),
+        (status = 400, description = "Not a readable OTLP message (or not valid gzip); the message says why", body = ErrorBody),
         (status = 401, description = "Missing or wrong job token", body = ErrorBody),
-        (status = 415, description = "Not protobuf or JSON, or compressed", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_bytes once decompressed", body = ErrorBody),
+        (status = 415, description = "Not protobuf or JSON, or compressed other than with gzip", body = ErrorBody),
     ),
     security(())
 )]
 pub(crate) async fn receive_traces(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (job, encoding) = admit(&state, &headers).await?;
+    let body = body.map_err(|r| ApiError::unreadable_body(r, state.config.api.max_body_bytes.0))?;
     let request: ExportTraceServiceRequest = decode(encoding, &body)?;
     let spans = otlp::spans_from_request(&request);
     otlp::check_spans(&spans).map_err(|m| ApiError::malformed(m, None))?;
@@ -71,7 +94,7 @@ pub(crate) async fn receive_traces(
 /// job's metric points.
 #[utoipa::path(
     post, path = "/v1/metrics", tag = "telemetry",
-    request_body(description = "An OTLP ExportMetricsServiceRequest", content(
+    request_body(description = "An OTLP ExportMetricsServiceRequest, plain or gzip-compressed (Content-Encoding: gzip)", content(
         (String = "application/x-protobuf"), (String = "application/json"))),
     params(
         ("x-raybroker-job" = String, Header, description = "The job the data belongs to"),
@@ -79,18 +102,20 @@ pub(crate) async fn receive_traces(
     ),
     responses(
         (status = 200, description = "Kept (an empty ExportMetricsServiceResponse)"),
-        (status = 400, description = "Not a readable OTLP message; the message says why", body = ErrorBody),
+        (status = 400, description = "Not a readable OTLP message (or not valid gzip); the message says why", body = ErrorBody),
         (status = 401, description = "Missing or wrong job token", body = ErrorBody),
-        (status = 415, description = "Not protobuf or JSON, or compressed", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_bytes once decompressed", body = ErrorBody),
+        (status = 415, description = "Not protobuf or JSON, or compressed other than with gzip", body = ErrorBody),
     ),
     security(())
 )]
 pub(crate) async fn receive_metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (job, encoding) = admit(&state, &headers).await?;
+    let body = body.map_err(|r| ApiError::unreadable_body(r, state.config.api.max_body_bytes.0))?;
     let request: ExportMetricsServiceRequest = decode(encoding, &body)?;
     let points = otlp::points_from_request(&request, job.attempt);
     state.queue.record_metrics(&job.id, &points).await?;
@@ -118,7 +143,7 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<(Job, Encoding),
     let job = state.queue.get(&id).await?.ok_or_else(wrong)?;
     if let Some(enc) = header(CONTENT_ENCODING.as_str()).filter(|e| *e != "identity") {
         return Err(ApiError::unsupported_because(format!(
-            "Content-Encoding '{enc}' is not supported: send uncompressed OTLP (OTEL_EXPORTER_OTLP_COMPRESSION=none)"
+            "Content-Encoding '{enc}' is not supported: send gzip or uncompressed OTLP (OTEL_EXPORTER_OTLP_COMPRESSION=gzip or none)"
         )));
     }
     let essence = header(CONTENT_TYPE.as_str())
