@@ -16,8 +16,8 @@ mod scripts;
 
 pub use queue::{
     AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupCommitStats, GroupKind,
-    GroupRecord, JobQueue, Lease, ListFilter, Page, QueueConfig, QueueError, RemoteTimes,
-    SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
+    GroupRecord, JobQueue, Lease, ListFilter, Page, PeekCache, QueueConfig, QueueError,
+    RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
 };
 pub use raybroker_core::{JobMetrics, MetricPoint};
 

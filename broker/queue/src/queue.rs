@@ -8,6 +8,7 @@ mod attempts;
 mod events;
 mod groups;
 mod logs;
+mod peek;
 mod reads;
 mod submit;
 mod telemetry;
@@ -17,6 +18,7 @@ pub use answers::{
 };
 pub use attempts::AttemptEnd;
 pub use groups::{GroupCancelEffect, GroupKind, GroupRecord};
+pub use peek::PeekCache;
 pub use submit::GroupCommitStats;
 pub use telemetry::{RemoteTimes, SpanSource, TelemetryDrops, TelemetryLimits};
 
@@ -230,7 +232,7 @@ impl JobQueue {
     }
 
     /// These jobs in one pipelined round trip, `None` where a job is gone.
-    async fn read_jobs(
+    pub(crate) async fn read_jobs(
         &self,
         conn: &mut Conn,
         ids: &[impl std::fmt::Display],

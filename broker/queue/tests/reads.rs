@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{spec, tenant};
 use raybroker_core::JobState;
 use raybroker_queue::testing::{self, now_ms};
-use raybroker_queue::{JobQueue, ListFilter, QueueConfig};
+use raybroker_queue::{JobQueue, ListFilter, PeekCache, QueueConfig};
 
 #[tokio::test]
 async fn listing_pages_and_filters() {
@@ -201,4 +201,65 @@ async fn logs_are_kept_once_per_stretch_and_capped() {
     let (text, _) = q.logs(&id, 0).await.unwrap();
     assert_eq!(text.len(), 16, "only the newest bytes are kept");
     assert!(text.ends_with("world, again\n"));
+}
+
+#[tokio::test]
+async fn cached_peeks_read_only_new_or_changed_jobs_and_show_every_change() {
+    let q = testing::queue("peek-cache");
+    let t = tenant("t");
+    let now = now_ms();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(
+            q.submit(&t, spec(name), now)
+                .await
+                .unwrap()
+                .job()
+                .id
+                .clone(),
+        );
+    }
+    let mut cache = PeekCache::new();
+    let peeked = |jobs: &[std::sync::Arc<raybroker_core::Job>]| -> Vec<_> {
+        jobs.iter().map(|j| j.id.clone()).collect()
+    };
+
+    let first = q.peek_cached(&t, 10, &mut cache).await.unwrap();
+    assert_eq!(peeked(&first), ids);
+    assert_eq!(cache.hits_and_misses(), (0, 3), "all new: read whole");
+    cache.end_round();
+    let second = q.peek_cached(&t, 10, &mut cache).await.unwrap();
+    assert_eq!(peeked(&second), ids);
+    assert_eq!(cache.hits_and_misses(), (3, 3), "unchanged: from the cache");
+    let plain: Vec<_> = q.peek(&t, 10).await.unwrap();
+    assert_eq!(
+        second.iter().map(|j| (**j).clone()).collect::<Vec<_>>(),
+        plain,
+        "a cached peek answers what a plain peek does"
+    );
+    cache.end_round();
+
+    // b goes through a lease and back: read again, showing both changes.
+    let lease = q.lease_ids(&t, &ids[1..2], now).await.unwrap().remove(0);
+    q.release(&lease, "no capacity after all", now)
+        .await
+        .unwrap();
+    // c is cancelled: no longer peeked.
+    q.cancel(&ids[2], "not needed", now).await.unwrap();
+    let third = q.peek_cached(&t, 10, &mut cache).await.unwrap();
+    assert_eq!(peeked(&third), ids[..2].to_vec());
+    assert_eq!(cache.hits_and_misses(), (4, 4), "only b was read again");
+    let b = &third[1];
+    assert_eq!(b.state, JobState::Queued);
+    assert_eq!(b.history.len(), 3, "{:?}", b.history);
+    assert_eq!(b.reason, "no capacity after all");
+    cache.end_round();
+    assert_eq!(cache.len(), 2, "c left the heads, so the cache");
+
+    // A round that sees no queued job empties the cache.
+    q.cancel(&ids[0], "not needed", now).await.unwrap();
+    q.cancel(&ids[1], "not needed", now).await.unwrap();
+    assert!(q.peek_cached(&t, 10, &mut cache).await.unwrap().is_empty());
+    cache.end_round();
+    assert!(cache.is_empty());
 }

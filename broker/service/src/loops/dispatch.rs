@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use raybroker_adapter::{ErrorKind, SubmitAck, SubmitRequest};
 use raybroker_core::{Attempt, FailureClass, Job, JobId, TenantId};
 use raybroker_placement::{plan_with_releases, PendingJob, Policy, Problem, WaitReason};
-use raybroker_queue::{JobQueue, Lease, QueueError};
+use raybroker_queue::{JobQueue, Lease, PeekCache, QueueError};
 use tokio::sync::Mutex;
 
 use super::usage::InFlight;
@@ -87,6 +87,9 @@ pub struct Dispatcher {
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// In-flight jobs' demand by id, so a round reads only jobs new in flight.
     in_flight: Mutex<InFlight>,
+    /// The queue heads read in earlier rounds: a round reads whole only the
+    /// jobs that are new or changed (a deep queue is mostly the same jobs).
+    peek_cache: Mutex<PeekCache>,
     /// Retried jobs that no cluster outside their excluded ones can run:
     /// planned without the exclusion (in memory; a restart only costs one
     /// round).
@@ -109,6 +112,7 @@ impl Dispatcher {
             packages: None,
             telemetry: None,
             in_flight: Mutex::new(InFlight::default()),
+            peek_cache: Mutex::new(PeekCache::new()),
             exclusion_lifted: std::sync::Mutex::new(HashSet::new()),
             depth_reported: std::sync::Mutex::new(HashSet::new()),
         }
@@ -172,10 +176,11 @@ impl Dispatcher {
         let mut choices: HashMap<TenantId, HashMap<JobId, Choice>> = HashMap::new();
         let mut pending: Vec<PendingJob> = Vec::new();
         let mut queued: HashMap<String, (TenantId, JobId)> = HashMap::new();
+        let mut peek_cache = self.peek_cache.lock().await;
         for tenant in &tenants {
             let jobs = self
                 .queue
-                .peek(tenant, self.settings.peek_per_tenant)
+                .peek_cached(tenant, self.settings.peek_per_tenant, &mut peek_cache)
                 .await?;
             for job in jobs {
                 // A recorded, unconfirmed attempt is re-sent where it was
@@ -217,6 +222,8 @@ impl Dispatcher {
                 queued.insert(job.id.to_string(), (tenant.clone(), job.id.clone()));
             }
         }
+        peek_cache.end_round();
+        drop(peek_cache);
         let problem = Problem {
             now_ms,
             jobs: &pending,
