@@ -16,13 +16,16 @@
 
 mod dispatch;
 mod floor;
+mod heads;
 mod http;
+mod phases;
 mod queue_cycle;
 mod redis_baseline;
 mod slurm;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use raybroker_core::JobSpec;
 use serde::Serialize;
@@ -57,7 +60,17 @@ struct Args {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Skip parts: any of baseline, cycle, floor, memory, http, dispatch, slurm.
+    /// Tenants with deep queues in the queue-heads part.
+    #[arg(long, default_value_t = 4)]
+    heads_tenants: usize,
+    /// Queued jobs per tenant in the queue-heads part.
+    #[arg(long, default_value_t = 2_000)]
+    heads_jobs: usize,
+    /// Dispatch rounds timed each way in the queue-heads part.
+    #[arg(long, default_value_t = 20)]
+    heads_rounds: usize,
+    /// Skip parts: any of baseline, cycle, phases, floor, memory, heads, http,
+    /// dispatch, slurm.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// A Ray head's dashboard URL: runs the dispatch part against it (it
@@ -113,12 +126,29 @@ struct Report {
     redis_lpush_pipelined16_per_s: Option<f64>,
     cycle_batched_jobs_per_s: Option<f64>,
     cycle_unbatched_jobs_per_s: Option<f64>,
+    cycle_phases: Option<phases::Figures>,
     floor_jobs_per_s: Option<f64>,
     memory_bytes_per_job: Option<f64>,
     memory_job_hash_bytes: Option<u64>,
+    heads: Option<heads::Figures>,
     http: Option<http::HttpFigures>,
     dispatch: Option<dispatch::DispatchFigures>,
     slurm: Option<slurm::SlurmFigures>,
+}
+
+/// The Redis main thread's CPU seconds so far (INFO cpu): the figure that
+/// swings least with the rest of the machine.
+pub(crate) async fn redis_cpu_s(url: &str) -> anyhow::Result<f64> {
+    let redis = raybroker_queue::testing::pool(url);
+    let mut conn = redis.get().await?;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut conn).await?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("INFO cpu has no {name}"))
+    };
+    Ok(field("used_cpu_user_main_thread:")? + field("used_cpu_sys_main_thread:")?)
 }
 
 /// A job as Isaac Lab users submit them: a training command, a few env
@@ -175,6 +205,20 @@ async fn main() -> anyhow::Result<()> {
             report.cycle_unbatched_jobs_per_s = Some(single);
         }
     }
+    if !skip("phases") {
+        let f = phases::run(&url, args.cycle_jobs / 2, args.batch, args.workers).await?;
+        for (name, phase) in [
+            ("submit", &f.submit),
+            ("lease", &f.lease),
+            ("finish", &f.finish),
+        ] {
+            println!(
+                "  cycle phase {name:<6} alone        {:>10.0} jobs/s  Redis {:.1} µs per job",
+                phase.jobs_per_s, phase.redis_us_per_job
+            );
+        }
+        report.cycle_phases = Some(f);
+    }
     if !skip("floor") {
         let floor = floor::run(&url, args.cycle_jobs, args.batch, args.workers).await?;
         println!(
@@ -190,6 +234,15 @@ async fn main() -> anyhow::Result<()> {
         );
         report.memory_bytes_per_job = Some(per_job);
         report.memory_job_hash_bytes = Some(hash);
+    }
+    if !skip("heads") {
+        let f = heads::run(&url, args.heads_tenants, args.heads_jobs, args.heads_rounds).await?;
+        println!(
+            "dispatch round's queue heads, {} tenants x {} queued: read whole {:.1} ms (Redis {:.1} ms), cached {:.1} ms (Redis {:.1} ms)",
+            f.tenants, f.jobs_per_tenant, f.plain_ms_per_round, f.plain_redis_ms_per_round,
+            f.cached_ms_per_round, f.cached_redis_ms_per_round
+        );
+        report.heads = Some(f);
     }
     if !skip("http") {
         let figures = http::run(

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use raybroker_core::{JobState, TenantId};
+use raybroker_core::{JobSpec, JobState, TenantId};
 use raybroker_queue::testing::{now_ms, pool, unique_prefix};
 use raybroker_queue::{JobQueue, QueueConfig};
 use redis::AsyncCommands;
@@ -14,28 +14,8 @@ use crate::typical_spec;
 /// jobs from `workers` concurrent tasks (one tenant each); returns jobs/s.
 pub async fn run(url: &str, jobs: usize, batch: usize, workers: usize) -> anyhow::Result<f64> {
     let prefix = unique_prefix("bench-cycle");
-    // As the service connects: shared multiplexed connections (one per
-    // worker here) with the service's 10 s answer timeout, not pool
-    // checkouts with redis-rs's short default (a 256-job call on a loaded
-    // machine can take longer).
-    let queue = JobQueue::with_shared_connections(
-        url,
-        workers,
-        pool(url),
-        QueueConfig {
-            key_prefix: prefix.clone(),
-            ..QueueConfig::default()
-        },
-    )?;
+    let (queue, specs) = harness(url, &prefix, batch, workers)?;
     let per_worker = jobs / workers;
-    // Specs are built before the clock starts: the figure is the queue's.
-    let specs: Vec<_> = (0..batch)
-        .map(|i| {
-            let mut spec = typical_spec(i);
-            spec.idempotency_key = None;
-            spec
-        })
-        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -70,6 +50,37 @@ pub async fn run(url: &str, jobs: usize, batch: usize, workers: usize) -> anyhow
     let rate = total as f64 / started.elapsed().as_secs_f64();
     delete_prefix(url, &prefix).await?;
     Ok(rate)
+}
+
+/// The cycle's queue under `prefix` and one batch of typical specs (built
+/// before any clock starts: the figures are the queue's). The queue connects
+/// as the service does: shared multiplexed connections (one per worker here)
+/// with the service's 10 s answer timeout, not pool checkouts with
+/// redis-rs's short default (a 256-job call on a loaded machine can take
+/// longer).
+pub fn harness(
+    url: &str,
+    prefix: &str,
+    batch: usize,
+    workers: usize,
+) -> anyhow::Result<(JobQueue, Vec<JobSpec>)> {
+    let queue = JobQueue::with_shared_connections(
+        url,
+        workers,
+        pool(url),
+        QueueConfig {
+            key_prefix: prefix.to_string(),
+            ..QueueConfig::default()
+        },
+    )?;
+    let specs = (0..batch)
+        .map(|i| {
+            let mut spec = typical_spec(i);
+            spec.idempotency_key = None;
+            spec
+        })
+        .collect();
+    Ok((queue, specs))
 }
 
 /// Queues `jobs` typical jobs under a fresh prefix and returns Redis's
