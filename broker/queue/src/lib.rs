@@ -15,9 +15,9 @@ mod queue;
 mod scripts;
 
 pub use queue::{
-    AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupCommitStats, GroupKind,
-    GroupRecord, JobQueue, Lease, ListFilter, Page, PeekCache, QueueConfig, QueueError,
-    RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
+    AttemptEnd, CancelEffect, CancelOutcome, GroupCancelEffect, GroupCommitStats, GroupCursor,
+    GroupKind, GroupPage, GroupRecord, JobQueue, Lease, ListFilter, Page, PeekCache, QueueConfig,
+    QueueError, RemoteTimes, SpanSource, SubmitOutcome, TelemetryDrops, TelemetryLimits,
 };
 pub use raybroker_core::{JobMetrics, MetricPoint};
 

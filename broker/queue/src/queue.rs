@@ -17,7 +17,7 @@ pub use answers::{
     CancelEffect, CancelOutcome, Lease, ListFilter, Page, QueueError, SubmitOutcome,
 };
 pub use attempts::AttemptEnd;
-pub use groups::{GroupCancelEffect, GroupKind, GroupRecord};
+pub use groups::{GroupCancelEffect, GroupCursor, GroupKind, GroupPage, GroupRecord};
 pub use peek::PeekCache;
 pub use submit::GroupCommitStats;
 pub use telemetry::{RemoteTimes, SpanSource, TelemetryDrops, TelemetryLimits};

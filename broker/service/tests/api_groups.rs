@@ -295,6 +295,106 @@ async fn a_sweep_creates_its_trials_up_to_its_concurrency() {
     broker.stop().await;
 }
 
+/// A created group's or sweep's creation time and id.
+fn created_and_id(view: &Value) -> (u64, String) {
+    let created = view["created_at_ms"].as_u64().expect("created_at_ms");
+    (created, view["id"].as_str().expect("id").to_string())
+}
+
+/// Follows `path`'s pages of `limit`; every id of `field` in order.
+async fn all_pages(broker: &Broker, path: &str, field: &str, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let query = match &cursor {
+            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let (status, page) = broker.get(&query, ROBOTICS).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page[field].as_array().expect("a list");
+        assert!(items.len() <= limit, "{page}");
+        ids.extend(items.iter().map(|g| g["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return ids,
+        }
+    }
+    panic!("the listing of {path} does not end");
+}
+
+#[tokio::test]
+async fn groups_and_sweeps_are_listed_a_page_at_a_time() {
+    let broker = Broker::start().await;
+    let yaml = "template: {entrypoint: python train.py, resources: {cpus: 1}}\njobs: [{}]\n";
+    let mut groups = Vec::new();
+    let mut sweeps = Vec::new();
+    for i in 0..5 {
+        let (status, group) = post_raw(&broker, "/v1/groups", "application/yaml", yaml).await;
+        assert_eq!(status, 201, "{group}");
+        groups.push(created_and_id(&group));
+        if i < 3 {
+            let spec = sweep(json!({"num_trials": 1}));
+            let (status, created) = broker.post_json("/v1/sweeps", ROBOTICS, &spec).await;
+            assert_eq!(status, 201, "{created}");
+            sweeps.push(created_and_id(&created));
+        }
+    }
+    // Newest first; within a millisecond, by id descending.
+    let newest_first = |mut all: Vec<(u64, String)>| -> Vec<String> {
+        all.sort_by(|a, b| b.cmp(a));
+        all.into_iter().map(|(_, id)| id).collect()
+    };
+    let (groups, sweeps) = (newest_first(groups), newest_first(sweeps));
+    assert_eq!(all_pages(&broker, "/v1/groups", "groups", 2).await, groups);
+    assert_eq!(all_pages(&broker, "/v1/sweeps", "sweeps", 2).await, sweeps);
+    assert_eq!(all_pages(&broker, "/v1/sweeps", "sweeps", 50).await, sweeps);
+    // Another tenant sees none of them.
+    let (_, list) = broker.get("/v1/groups?limit=1", VISION).await;
+    assert_eq!(list, json!({"groups": []}), "{list}");
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=two", "limit"),
+        ("cursor=yesterday", "cursor"),
+        ("cursor=12-x", "cursor"),
+        ("limit=2&limit=3", "limit"),
+        ("page=2", "page"),
+    ] {
+        let (status, body) = broker.get(&format!("/v1/groups?{query}"), ROBOTICS).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(fields(&body), [field], "{query}: {body}");
+    }
+
+    // The CLI: one page with a hint on stderr, or every page with --all.
+    let one = cli(&broker, &["group", "list", "--limit", "2"]).await;
+    assert_eq!(
+        groups.iter().filter(|id| one.contains(id.as_str())).count(),
+        2,
+        "{one}"
+    );
+    let every = cli(&broker, &["group", "list", "--limit", "2", "--all"]).await;
+    assert!(
+        groups.iter().all(|id| every.contains(id.as_str())),
+        "{every}"
+    );
+    let json_out = cli(
+        &broker,
+        &["sweep", "list", "--limit", "1", "--all", "--output", "json"],
+    )
+    .await;
+    let listed: Value = serde_json::from_str(&json_out).expect("JSON");
+    let ids: Vec<_> = listed["sweeps"]
+        .as_array()
+        .expect("sweeps")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, sweeps, "{listed}");
+    broker.stop().await;
+}
+
 /// Runs the `raybroker` binary against the broker as tenant robotics; its
 /// stdout (it must succeed).
 async fn cli(broker: &Broker, args: &[&str]) -> String {

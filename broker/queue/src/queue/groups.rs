@@ -18,6 +18,9 @@ use redis::{AsyncCommands, Script};
 
 use super::{JobQueue, QueueError};
 
+mod listing;
+pub use listing::{GroupCursor, GroupPage};
+
 /// The scripts of this module (they need no prelude).
 struct GroupScripts {
     create: Script,
@@ -132,33 +135,6 @@ impl JobQueue {
             return Ok(None);
         }
         group_from_fields(id, &fields).map(Some)
-    }
-
-    /// A tenant's groups and sweeps of `kind`, newest first, at most `limit`.
-    pub async fn list_groups(
-        &self,
-        tenant: &TenantId,
-        kind: GroupKind,
-        limit: usize,
-    ) -> Result<Vec<GroupRecord>, QueueError> {
-        let ids: Vec<String> = {
-            let mut conn = self.conn().await?;
-            // Scanned in bounded batches: a tenant may have many of the other kind.
-            conn.zrevrange(self.keys.tenant_groups(tenant), 0, 4999)
-                .await?
-        };
-        let mut out = Vec::new();
-        for id in ids.iter().filter_map(|id| GroupId::from_str(id).ok()) {
-            if let Some(record) = self.group(&id).await? {
-                if record.kind == kind {
-                    out.push(record);
-                    if out.len() >= limit {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Ids of every running group and sweep (the controller's work list).
@@ -283,7 +259,7 @@ fn group_corrupt(id: &GroupId, detail: String) -> QueueError {
 }
 
 /// Builds a record from the group hash; malformed fields are reported, not guessed.
-fn group_from_fields(
+pub(super) fn group_from_fields(
     id: &GroupId,
     fields: &HashMap<String, String>,
 ) -> Result<GroupRecord, QueueError> {

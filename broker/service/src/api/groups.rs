@@ -6,15 +6,15 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use raybroker_core::group::{GroupId, GroupMode, GroupSpec, GroupState, OnFailure};
 use raybroker_core::{validate, FieldError, Job, JobId, JobSpec, JobState};
-use raybroker_queue::{GroupCancelEffect, GroupKind, GroupRecord};
+use raybroker_queue::{GroupCancelEffect, GroupCursor, GroupKind, GroupPage, GroupRecord};
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
@@ -23,8 +23,10 @@ use super::{now_ms, AppState};
 use crate::auth::Caller;
 use crate::loops::groups::member_job;
 
-/// Most groups a listing returns.
-const LIST_LIMIT: usize = 200;
+/// Groups (or sweeps) on a listing page unless `limit` says otherwise.
+const DEFAULT_PAGE: usize = 50;
+/// Most groups (or sweeps) on one listing page.
+const MAX_PAGE: usize = 200;
 
 /// One member of a group.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -84,11 +86,14 @@ pub(crate) struct GroupView {
     members: Vec<MemberView>,
 }
 
-/// A list of groups, newest first.
+/// A page of groups, newest first.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct GroupList {
     /// The groups (without their members).
     groups: Vec<GroupView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 /// Submit a group of jobs.
@@ -169,27 +174,82 @@ pub(crate) async fn group_results(
     group_view(&state, &record, true, true).await.map(Json)
 }
 
-/// List the caller's groups, newest first.
+/// List the caller's groups, newest first, a page at a time.
 #[utoipa::path(
     get, path = "/v1/groups", tag = "groups",
+    params(
+        ("limit" = Option<usize>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
     responses(
-        (status = 200, description = "The groups, without members", body = GroupList),
+        (status = 200, description = "A page of groups, without members", body = GroupList),
+        (status = 400, description = "Bad query parameter, named", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
     )
 )]
 pub(crate) async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<GroupList>, ApiError> {
-    let records = state
-        .queue
-        .list_groups(&caller.tenant, GroupKind::Group, LIST_LIMIT)
-        .await?;
-    let mut groups = Vec::with_capacity(records.len());
-    for record in &records {
+    let page = list_page(&state, &caller, GroupKind::Group, query).await?;
+    let mut groups = Vec::with_capacity(page.groups.len());
+    for record in &page.groups {
         groups.push(group_view(&state, record, false, false).await?);
     }
-    Ok(Json(GroupList { groups }))
+    Ok(Json(GroupList {
+        groups,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+/// One page of the caller's groups or sweeps, as `limit` and `cursor` ask
+/// (any other parameter is a 400 naming it).
+pub(super) async fn list_page(
+    state: &AppState,
+    caller: &Caller,
+    kind: GroupKind,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<GroupPage, ApiError> {
+    let Query(pairs) =
+        query.map_err(|e| ApiError::malformed(format!("bad query string: {e}"), None))?;
+    let (mut cursor, mut limit) = (None::<GroupCursor>, DEFAULT_PAGE);
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &pairs {
+        if seen.contains(&name.as_str()) {
+            return Err(ApiError::bad_parameter(name, "given more than once"));
+        }
+        seen.push(name);
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        let why = format!("must be a number from 1 to {MAX_PAGE}");
+                        ApiError::bad_parameter("limit", why)
+                    })?;
+            }
+            "cursor" => {
+                let parsed = value
+                    .parse()
+                    .map_err(|why: String| ApiError::bad_parameter("cursor", why))?;
+                cursor = Some(parsed);
+            }
+            other => {
+                return Err(ApiError::bad_parameter(
+                    other,
+                    "unknown parameter; use limit or cursor",
+                ))
+            }
+        }
+    }
+    let page = state
+        .queue
+        .list_groups(&caller.tenant, kind, cursor.as_ref(), limit)
+        .await?;
+    Ok(page)
 }
 
 /// Cancel a group: members not started never start; running ones are

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -20,14 +20,12 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::groups::{
-    check_members, create_record, created, document_error, read_document, record_at, request_cancel,
+    check_members, create_record, created, document_error, list_page, read_document, record_at,
+    request_cancel,
 };
 use super::AppState;
 use crate::auth::Caller;
 use crate::loops::groups::sweep_spec::{Objective, SweepSpec, Trial};
-
-/// Most sweeps a listing returns.
-const LIST_LIMIT: usize = 200;
 
 /// One trial as shown.
 #[derive(Clone, Serialize, utoipa::ToSchema)]
@@ -80,6 +78,9 @@ pub(crate) struct SweepView {
 pub(crate) struct SweepList {
     /// The sweeps (without leaderboards).
     sweeps: Vec<SweepView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 /// Submit a sweep.
@@ -134,27 +135,34 @@ pub(crate) async fn get_sweep(
     sweep_view(&record, true).map(Json)
 }
 
-/// List the caller's sweeps, newest first.
+/// List the caller's sweeps, newest first, a page at a time.
 #[utoipa::path(
     get, path = "/v1/sweeps", tag = "sweeps",
+    params(
+        ("limit" = Option<usize>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
     responses(
-        (status = 200, description = "The sweeps, without leaderboards", body = SweepList),
+        (status = 200, description = "A page of sweeps, without leaderboards", body = SweepList),
+        (status = 400, description = "Bad query parameter, named", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
     )
 )]
 pub(crate) async fn list_sweeps(
     State(state): State<AppState>,
     caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<SweepList>, ApiError> {
-    let records = state
-        .queue
-        .list_groups(&caller.tenant, GroupKind::Sweep, LIST_LIMIT)
-        .await?;
-    let sweeps = records
+    let page = list_page(&state, &caller, GroupKind::Sweep, query).await?;
+    let sweeps = page
+        .groups
         .iter()
         .map(|r| sweep_view(r, false))
         .collect::<Result<_, _>>()?;
-    Ok(Json(SweepList { sweeps }))
+    Ok(Json(SweepList {
+        sweeps,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
 /// Cancel a sweep: no new trials; running ones are cancelled on their clusters.

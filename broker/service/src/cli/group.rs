@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::CliError;
+use super::jobs::{more_hint, PageArgs, MAX_PAGES};
 use super::output::{self, plain_table, render, OutputFormat};
 use super::Context;
 
@@ -21,8 +22,8 @@ pub enum GroupCommand {
     Status(GroupArg),
     /// Show every member's state, exit code and last metric values.
     Results(GroupArg),
-    /// List your groups, newest first.
-    List,
+    /// List your groups, newest first (a page; --all for every one).
+    List(PageArgs),
     /// Cancel a group: members not started never start, running ones are cancelled.
     Cancel(GroupArg),
 }
@@ -46,6 +47,7 @@ pub struct GroupArg {
 /// Runs a `group` subcommand.
 pub async fn run(ctx: &Context, command: &GroupCommand) -> Result<ExitCode, CliError> {
     let client = ctx.client()?;
+    let mut more = None;
     let (raw, body) = match command {
         GroupCommand::Submit(arg) => {
             post_file(ctx, "v1/groups", &arg.file, "submit the group").await?
@@ -57,7 +59,11 @@ pub async fn run(ctx: &Context, command: &GroupCommand) -> Result<ExitCode, CliE
             let path = format!("v1/groups/{}/results", arg.group);
             get(ctx, &path, "read the group's results").await?
         }
-        GroupCommand::List => get(ctx, "v1/groups", "list groups").await?,
+        GroupCommand::List(args) => {
+            let (raw, body, left) = list_pages(ctx, "v1/groups", "groups", args).await?;
+            more = left;
+            (raw, body)
+        }
         GroupCommand::Cancel(arg) => {
             let path = format!("v1/groups/{}/cancel", arg.group);
             let request = client.request(Method::POST, &path)?;
@@ -68,13 +74,59 @@ pub async fn run(ctx: &Context, command: &GroupCommand) -> Result<ExitCode, CliE
     let text = match ctx.output {
         OutputFormat::Json => output::raw_json(&raw),
         OutputFormat::Table => match command {
-            GroupCommand::List => groups_table(&body),
+            GroupCommand::List(_) => groups_table(&body),
             GroupCommand::Results(_) => group_detail(&body, true),
             _ => group_detail(&body, false),
         },
     };
     output::print(&text)?;
+    more_hint("groups", more.as_deref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET path` (a listing of `field`), one page or, with `--all`, every page:
+/// the raw body (a page as the broker sent it, or every page's items under
+/// `field`), its parsed value, and the cursor of the page after it, if any.
+pub async fn list_pages(
+    ctx: &Context,
+    path: &str,
+    field: &str,
+    args: &PageArgs,
+) -> Result<(String, Value, Option<String>), CliError> {
+    let client = ctx.client()?;
+    let what = format!("list {field}");
+    let mut cursor = args.cursor.clone();
+    let mut items: Vec<Value> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let mut query = Vec::new();
+        if let Some(limit) = args.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.clone()));
+        }
+        let reply = client.get::<Value>(path, &query, &what).await?;
+        pages += 1;
+        let next = reply.body["next_cursor"].as_str().map(String::from);
+        if !args.all {
+            return Ok((reply.raw, reply.body, next));
+        }
+        if let Some(Value::Array(page)) = reply.body.get(field) {
+            items.extend(page.iter().cloned());
+        }
+        match next {
+            Some(next) if cursor.as_deref() == Some(next.as_str()) || pages >= MAX_PAGES => {
+                let why = format!("the broker keeps returning the same page of {field}");
+                return Err(CliError::failed(why));
+            }
+            Some(next) => cursor = Some(next),
+            None => {
+                let body = serde_json::json!({ field: items });
+                return Ok((format!("{body}"), body, None));
+            }
+        }
+    }
 }
 
 /// `GET path` as JSON: the raw body and the parsed value.

@@ -11,7 +11,28 @@ use super::wire::CancelEffect;
 use super::Context;
 
 /// Most pages `list --all` follows, so a broker that keeps returning a cursor cannot loop us forever.
-const MAX_PAGES: usize = 10_000;
+pub(super) const MAX_PAGES: usize = 10_000;
+
+/// The paging flags of every listing (`list`, `group list`, `sweep list`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct PageArgs {
+    /// How many per page (the broker's default is 50).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Start after this cursor (printed when there are more).
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+    /// Follow every page instead of showing only the first.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Tells (on stderr) how to see the rest of a listing, when there is more.
+pub fn more_hint(what: &str, cursor: Option<&str>) {
+    if let Some(cursor) = cursor {
+        eprintln!("more {what}: add --all, or --cursor {cursor} for the next page");
+    }
+}
 
 /// The flags of `raybroker list`.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -25,15 +46,9 @@ pub struct ListArgs {
     /// Only jobs with this label (repeatable; all must match).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-    /// Jobs per page.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
-    /// Start after this cursor (printed when there are more jobs).
-    #[arg(long, value_name = "CURSOR")]
-    pub cursor: Option<String>,
-    /// Follow every page instead of showing only the first.
-    #[arg(long)]
-    pub all: bool,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Another tenant's jobs (admin tokens only).
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
@@ -68,8 +83,8 @@ pub fn list_query(args: &ListArgs) -> Result<ListQuery, CliError> {
         state: args.state,
         cluster: args.cluster.clone(),
         labels,
-        limit: args.limit,
-        cursor: args.cursor.clone(),
+        limit: args.page.limit,
+        cursor: args.page.cursor.clone(),
         tenant: args.tenant.clone(),
     })
 }
@@ -84,7 +99,7 @@ pub async fn list(ctx: &Context, args: &ListArgs) -> Result<ExitCode, CliError> 
     let next_cursor = loop {
         let reply = client.list(&query).await?;
         pages += 1;
-        if ctx.output == OutputFormat::Json && args.all {
+        if ctx.output == OutputFormat::Json && args.page.all {
             // Keep each job exactly as the broker sent it.
             let page: serde_json::Value = serde_json::from_str(&reply.raw)
                 .map_err(|err| CliError::failed(format!("cannot read the job list: {err}")))?;
@@ -97,7 +112,7 @@ pub async fn list(ctx: &Context, args: &ListArgs) -> Result<ExitCode, CliError> 
         }
         jobs.extend(reply.body.jobs);
         match reply.body.next_cursor {
-            Some(cursor) if args.all => {
+            Some(cursor) if args.page.all => {
                 if query.cursor.as_deref() == Some(cursor.as_str()) || pages >= MAX_PAGES {
                     return Err(CliError::failed(
                         "the broker keeps returning the same page of jobs",
@@ -119,9 +134,7 @@ pub async fn list(ctx: &Context, args: &ListArgs) -> Result<ExitCode, CliError> 
     } else {
         output::print(&output::jobs_table(&jobs, output::now_ms()))?;
     }
-    if let Some(cursor) = next_cursor {
-        eprintln!("more jobs: add --all, or --cursor {cursor} for the next page");
-    }
+    more_hint("jobs", next_cursor.as_deref());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::CliError;
-use super::group::{cell, counts_text, get, post_file, FileArg};
+use super::group::{cell, counts_text, get, list_pages, post_file, FileArg};
+use super::jobs::{more_hint, PageArgs};
 use super::output::{self, plain_table, render, OutputFormat};
 use super::Context;
 
@@ -19,8 +20,8 @@ pub enum SweepCommand {
     Submit(FileArg),
     /// Leaderboard, best trial, and a plot of the objective per trial.
     Status(StatusArgs),
-    /// List your sweeps, newest first.
-    List,
+    /// List your sweeps, newest first (a page; --all for every one).
+    List(PageArgs),
     /// Cancel a sweep: no new trials; running ones are cancelled.
     Cancel(SweepArg),
 }
@@ -59,9 +60,11 @@ pub async fn run(ctx: &Context, command: &SweepCommand) -> Result<ExitCode, CliE
             show(ctx, &raw, || sweep_detail(&body))
         }
         SweepCommand::Status(args) => status(ctx, args).await,
-        SweepCommand::List => {
-            let (raw, body) = get(ctx, "v1/sweeps", "list sweeps").await?;
-            show(ctx, &raw, || sweeps_table(&body))
+        SweepCommand::List(args) => {
+            let (raw, body, left) = list_pages(ctx, "v1/sweeps", "sweeps", args).await?;
+            let shown = show(ctx, &raw, || sweeps_table(&body));
+            more_hint("sweeps", left.as_deref());
+            shown
         }
         SweepCommand::Cancel(arg) => {
             let path = format!("v1/sweeps/{}/cancel", arg.sweep);

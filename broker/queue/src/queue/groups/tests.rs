@@ -4,7 +4,7 @@ use raybroker_core::group::GroupState;
 use raybroker_core::{JobId, TenantId};
 
 use crate::testing::{now_ms, queue};
-use crate::{GroupCancelEffect, GroupKind};
+use crate::{GroupCancelEffect, GroupCursor, GroupKind};
 
 fn tenant() -> TenantId {
     TenantId::new("robotics").unwrap()
@@ -35,15 +35,16 @@ async fn a_group_is_stored_listed_and_ended_once() {
         .await
         .unwrap();
     let groups = q
-        .list_groups(&tenant(), GroupKind::Group, 10)
+        .list_groups(&tenant(), GroupKind::Group, None, 10)
         .await
         .unwrap();
-    assert_eq!(groups.len(), 1);
+    assert_eq!(groups.groups.len(), 1);
+    assert_eq!(groups.next_cursor, None);
     let sweeps = q
-        .list_groups(&tenant(), GroupKind::Sweep, 10)
+        .list_groups(&tenant(), GroupKind::Sweep, None, 10)
         .await
         .unwrap();
-    assert_eq!(sweeps[0].id, sweep);
+    assert_eq!(sweeps.groups[0].id, sweep);
 
     assert!(q
         .finish_group(&id, GroupState::Failed, "job 1 failed", now + 2)
@@ -98,4 +99,75 @@ async fn members_and_trials_are_written_once() {
     assert!(record.cancel_requested);
     assert_eq!(record.cancel_reason, "by user");
     assert_eq!(record.state, GroupState::Running);
+}
+
+#[tokio::test]
+async fn listings_page_through_every_group_of_a_kind_newest_first() {
+    let q = queue("groups-pages");
+    let now = now_ms();
+    // 7 groups and 5 sweeps interleaved; three groups share a millisecond.
+    let mut groups = Vec::new();
+    for i in 0..12u64 {
+        let (kind, at) = if i % 2 == 0 || i == 11 {
+            (GroupKind::Group, now + i.min(4))
+        } else {
+            (GroupKind::Sweep, now + i)
+        };
+        let id = q
+            .create_group(&tenant(), kind, &format!("g{i}"), "{}", 1, at)
+            .await
+            .unwrap();
+        if kind == GroupKind::Group {
+            groups.push((at, id));
+        }
+    }
+    // Newest first; within a millisecond, by id descending.
+    groups.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<_> = groups.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(expected.len(), 7);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<GroupCursor> = None;
+    let mut pages = 0;
+    loop {
+        let page = q
+            .list_groups(&tenant(), GroupKind::Group, cursor.as_ref(), 3)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.groups.len() <= 3);
+        assert!(page.groups.iter().all(|g| g.kind == GroupKind::Group));
+        seen.extend(page.groups.into_iter().map(|g| g.id));
+        match page.next_cursor {
+            // The cursor survives its text form, as clients pass it back.
+            Some(next) => cursor = Some(next.to_string().parse().unwrap()),
+            None => break,
+        }
+        assert!(pages < 10, "the listing does not end");
+    }
+    assert_eq!(seen, expected, "every group once, newest first");
+    // A new group does not shift a listing in progress.
+    let first = q
+        .list_groups(&tenant(), GroupKind::Group, None, 2)
+        .await
+        .unwrap();
+    q.create_group(&tenant(), GroupKind::Group, "late", "{}", 1, now + 100)
+        .await
+        .unwrap();
+    let rest = q
+        .list_groups(&tenant(), GroupKind::Group, first.next_cursor.as_ref(), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = first
+        .groups
+        .iter()
+        .chain(&rest.groups)
+        .map(|g| g.id.clone())
+        .collect();
+    assert_eq!(ids, expected);
+
+    for bad in ["", "12", "x-01JDQ3ZK8V6X9T2M4N5P7R8S9A", "12-not-an-id"] {
+        let err = bad.parse::<GroupCursor>().unwrap_err();
+        assert!(err.contains("next_cursor"), "{err}");
+    }
 }
