@@ -6,9 +6,13 @@
 //! harmless to a collector that deduplicates, and visible as one trace
 //! anyway.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use raybroker_core::JobEvent;
 use tokio::sync::watch;
@@ -24,6 +28,8 @@ pub struct OtlpTarget {
     pub headers: Vec<(String, String)>,
     /// OTLP/JSON instead of protobuf.
     pub json: bool,
+    /// gzip the bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+    pub gzip: bool,
 }
 
 impl OtlpTarget {
@@ -48,11 +54,46 @@ impl OtlpTarget {
             .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
             .map(|h| parse_headers(&h))
             .unwrap_or_default();
+        let compression = env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"))
+            .unwrap_or_default();
+        let gzip = match compression.trim() {
+            "gzip" => true,
+            "" | "none" => false,
+            other => {
+                tracing::warn!(compression = other, "OTEL_EXPORTER_OTLP_COMPRESSION: the broker speaks gzip or none; exporting uncompressed");
+                false
+            }
+        };
         Some(OtlpTarget {
             traces_url,
             headers,
             json: protocol == "http/json",
+            gzip,
         })
+    }
+
+    /// The body of an export and its Content-Type and Content-Encoding
+    /// headers, as this target wants them.
+    pub fn encode(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> (&'static str, Option<&'static str>, Vec<u8>) {
+        let (content_type, body) = if self.json {
+            let body = serde_json::to_vec(request).unwrap_or_default();
+            ("application/json", body)
+        } else {
+            ("application/x-protobuf", request.encode_to_vec())
+        };
+        if !self.gzip {
+            return (content_type, None, body);
+        }
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        // Writing to memory cannot fail.
+        match encoder.write_all(&body).and_then(|()| encoder.finish()) {
+            Ok(zipped) => (content_type, Some("gzip"), zipped),
+            Err(_) => (content_type, None, body),
+        }
     }
 }
 
@@ -174,16 +215,17 @@ async fn export_job(
         .filter(|s| s.origin != super::span::SpanOrigin::Job)
         .collect();
     let request = otlp::export_request(&ours);
-    let mut post = http.post(&target.traces_url);
+    let (content_type, encoding, body) = target.encode(&request);
+    let mut post = http
+        .post(&target.traces_url)
+        .header(reqwest::header::CONTENT_TYPE, content_type);
+    if let Some(encoding) = encoding {
+        post = post.header(reqwest::header::CONTENT_ENCODING, encoding);
+    }
     for (k, v) in &target.headers {
         post = post.header(k, v);
     }
-    let post = if target.json {
-        post.json(&request)
-    } else {
-        post.header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
-            .body(request.encode_to_vec())
-    };
+    let post = post.body(body);
     match post.send().await.and_then(|r| r.error_for_status()) {
         Ok(_) => tracing::debug!(job = %job.id, spans = ours.len(), "exported the job's spans"),
         Err(err) => tracing::warn!(job = %job.id, error = %err, "span export failed"),
@@ -220,5 +262,60 @@ mod tests {
             _ => None,
         };
         assert_eq!(OtlpTarget::from_env(&grpc), None);
+    }
+
+    #[test]
+    fn gzip_is_asked_for_with_the_standard_variable_and_round_trips() {
+        use std::io::Read;
+
+        let env = |traces: Option<&'static str>, all: Option<&'static str>| {
+            move |k: &str| match k {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://c:4318".to_string()),
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => traces.map(String::from),
+                "OTEL_EXPORTER_OTLP_COMPRESSION" => all.map(String::from),
+                _ => None,
+            }
+        };
+        let gzip = |t, a| OtlpTarget::from_env(&env(t, a)).unwrap().gzip;
+        assert!(gzip(None, Some("gzip")));
+        assert!(gzip(Some("gzip"), Some("none")), "the traces variable wins");
+        assert!(!gzip(Some("none"), Some("gzip")));
+        assert!(!gzip(None, None));
+        assert!(!gzip(None, Some("zstd")), "unknown: uncompressed");
+
+        let span = crate::telemetry::span::SpanRecord {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: "b7ad6b7169203331".into(),
+            parent_span_id: None,
+            name: "submit".into(),
+            origin: crate::telemetry::span::SpanOrigin::Broker,
+            service: None,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            open: false,
+            attributes: Default::default(),
+            status: None,
+        };
+        let request = otlp::export_request(&[span]);
+        let mut target = OtlpTarget::from_env(&env(None, Some("gzip"))).unwrap();
+        let (content_type, encoding, body) = target.encode(&request);
+        assert_eq!(
+            (content_type, encoding),
+            ("application/x-protobuf", Some("gzip"))
+        );
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(
+            ExportTraceServiceRequest::decode(&plain[..]).unwrap(),
+            request
+        );
+        target.gzip = false;
+        target.json = true;
+        let (content_type, encoding, body) = target.encode(&request);
+        assert_eq!((content_type, encoding), ("application/json", None));
+        let back: ExportTraceServiceRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back, request);
     }
 }
