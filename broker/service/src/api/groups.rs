@@ -452,13 +452,21 @@ async fn group_view(
         .members()
         .map(|m| m.iter().map(JobSpec::display_name).collect())
         .unwrap_or_default();
+    // Every released member's job in one pipelined round trip.
+    let released: Vec<(usize, JobId)> = (0..record.count)
+        .filter_map(|index| Some((index, record.members.get(&index)?.clone())))
+        .collect();
+    let ids: Vec<JobId> = released.iter().map(|(_, id)| id.clone()).collect();
+    let mut jobs: BTreeMap<usize, Job> = BTreeMap::new();
+    for ((index, _), job) in released.iter().zip(state.queue.get_many(&ids).await?) {
+        if let Some(job) = job {
+            jobs.insert(*index, job);
+        }
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut members = Vec::new();
     for index in 0..record.count {
-        let job: Option<Job> = match record.members.get(&index) {
-            Some(id) => state.queue.get(id).await?,
-            None => None,
-        };
+        let job: Option<Job> = jobs.remove(&index);
         let key = job
             .as_ref()
             .map_or("not_started", |j| j.state.as_str())

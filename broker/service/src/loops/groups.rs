@@ -125,12 +125,13 @@ impl GroupController {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             GroupError::BadSpec(text.join("; "))
         })?;
-        let mut states = Vec::with_capacity(members.len());
-        for index in 0..members.len() {
-            states.push(match record.members.get(&index) {
-                Some(job) => Some(self.job_state(job).await?),
-                None => None,
-            });
+        let released: Vec<(usize, JobId)> = (0..members.len())
+            .filter_map(|index| Some((index, record.members.get(&index)?.clone())))
+            .collect();
+        let ids: Vec<JobId> = released.iter().map(|(_, id)| id.clone()).collect();
+        let mut states: Vec<Option<JobState>> = vec![None; members.len()];
+        for ((index, _), state) in released.iter().zip(self.job_states(&ids).await?) {
+            states[*index] = Some(state);
         }
         if record.cancel_requested {
             return self.carry_cancel(record, &states, now_ms).await;
@@ -236,24 +237,42 @@ impl GroupController {
         Ok(())
     }
 
-    /// A member job's state; a job that vanished counts as failed.
-    pub(crate) async fn job_state(&self, job: &JobId) -> Result<JobState, QueueError> {
-        if let Some(state) = self.finished.lock().ok().and_then(|f| f.get(job).copied()) {
-            return Ok(state);
-        }
-        let state = match self.queue.get(job).await? {
-            Some(found) => found.state,
-            None => {
-                tracing::warn!(job_id = %job, "a group member's job is gone; counting it as failed");
-                JobState::Failed
-            }
+    /// Member jobs' states, in order; a job that vanished counts as failed.
+    /// Final states are remembered; the others are read in one round trip.
+    pub(crate) async fn job_states(&self, jobs: &[JobId]) -> Result<Vec<JobState>, QueueError> {
+        let known: Vec<Option<JobState>> = {
+            let finished = self.finished.lock().ok();
+            jobs.iter()
+                .map(|job| finished.as_ref().and_then(|f| f.get(job).copied()))
+                .collect()
         };
-        if state.is_terminal() {
-            if let Ok(mut finished) = self.finished.lock() {
-                finished.insert(job.clone(), state);
+        let unknown: Vec<JobId> = jobs
+            .iter()
+            .zip(&known)
+            .filter(|(_, state)| state.is_none())
+            .map(|(job, _)| job.clone())
+            .collect();
+        let mut read = self.queue.get_many(&unknown).await?.into_iter();
+        let mut states = Vec::with_capacity(jobs.len());
+        for (job, known) in jobs.iter().zip(known) {
+            let state = match known {
+                Some(state) => state,
+                None => match read.next().flatten() {
+                    Some(found) => found.state,
+                    None => {
+                        tracing::warn!(job_id = %job, "a group member's job is gone; counting it as failed");
+                        JobState::Failed
+                    }
+                },
+            };
+            if state.is_terminal() {
+                if let Ok(mut finished) = self.finished.lock() {
+                    finished.insert(job.clone(), state);
+                }
             }
+            states.push(state);
         }
-        Ok(state)
+        Ok(states)
     }
 }
 
@@ -266,4 +285,48 @@ pub fn member_job(group: &GroupId, index: usize, mut spec: JobSpec) -> JobSpec {
         .insert(MEMBER_LABEL.to_string(), index.to_string());
     spec.idempotency_key = Some(member_idempotency_key(group, index));
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use raybroker_core::JobSpec;
+    use raybroker_queue::testing::{now_ms, queue};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn member_states_come_in_order_gone_ones_failed_and_final_ones_remembered() {
+        let queue = queue("group-states");
+        let tenant = TenantId::new("robotics").unwrap();
+        let spec = || JobSpec::from_yaml("entrypoint: python train.py\n").unwrap();
+        let now = now_ms();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                queue
+                    .submit(&tenant, spec(), now)
+                    .await
+                    .unwrap()
+                    .job()
+                    .id
+                    .clone(),
+            );
+        }
+        queue.cancel(&ids[1], "not needed", now).await.unwrap();
+        let gone = JobId::generate(now);
+        let members = [ids[0].clone(), ids[1].clone(), gone.clone(), ids[2].clone()];
+        let controller = GroupController::new(queue.clone(), GroupSettings::default());
+        let states = controller.job_states(&members).await.unwrap();
+        use JobState::*;
+        assert_eq!(states, [Queued, Cancelled, Failed, Queued]);
+        let finished = controller.finished.lock().unwrap().clone();
+        assert_eq!(finished.len(), 2, "{finished:?}");
+        assert_eq!(finished.get(&ids[1]), Some(&Cancelled));
+        assert_eq!(finished.get(&gone), Some(&Failed));
+        // A remembered final state is not read again; the others are.
+        queue.cancel(&ids[0], "not needed", now).await.unwrap();
+        let states = controller.job_states(&members).await.unwrap();
+        assert_eq!(states, [Cancelled, Cancelled, Failed, Queued]);
+        assert!(controller.job_states(&[]).await.unwrap().is_empty());
+    }
 }
