@@ -167,6 +167,31 @@ impl JobQueue {
         Ok(metrics)
     }
 
+    /// One metric's kept points (oldest first) for each of `jobs`, in one
+    /// round trip; empty for a job without that metric.
+    pub async fn metric_series_of(
+        &self,
+        jobs: &[JobId],
+        name: &str,
+    ) -> Result<Vec<Vec<MetricPoint>>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new()); // an empty pipeline is an error in Redis
+        }
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.cmd("LRANGE")
+                .arg(format!("{}{name}", self.keys.metric_series_base(job)))
+                .arg(0)
+                .arg(-1);
+        }
+        let mut conn = self.conn().await?;
+        let lists: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        jobs.iter()
+            .zip(lists)
+            .map(|(job, list)| list.iter().map(|json| decode_point(job, json)).collect())
+            .collect()
+    }
+
     /// Keeps artifact URIs the job reported (each once, bounded).
     pub async fn record_artifacts(&self, job: &JobId, uris: &[String]) -> Result<(), QueueError> {
         if uris.is_empty() {

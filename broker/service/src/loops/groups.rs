@@ -240,18 +240,7 @@ impl GroupController {
     /// Member jobs' states, in order; a job that vanished counts as failed.
     /// Final states are remembered; the others are read in one round trip.
     pub(crate) async fn job_states(&self, jobs: &[JobId]) -> Result<Vec<JobState>, QueueError> {
-        let known: Vec<Option<JobState>> = {
-            let finished = self.finished.lock().ok();
-            jobs.iter()
-                .map(|job| finished.as_ref().and_then(|f| f.get(job).copied()))
-                .collect()
-        };
-        let unknown: Vec<JobId> = jobs
-            .iter()
-            .zip(&known)
-            .filter(|(_, state)| state.is_none())
-            .map(|(job, _)| job.clone())
-            .collect();
+        let (known, unknown) = from_cache(&self.finished, jobs);
         let mut read = self.queue.get_many(&unknown).await?.into_iter();
         let mut states = Vec::with_capacity(jobs.len());
         for (job, known) in jobs.iter().zip(known) {
@@ -274,6 +263,26 @@ impl GroupController {
         }
         Ok(states)
     }
+}
+
+/// What `cache` holds for each of `jobs` (in order), and the jobs it lacks.
+pub(crate) fn from_cache<T: Clone>(
+    cache: &Mutex<HashMap<JobId, T>>,
+    jobs: &[JobId],
+) -> (Vec<Option<T>>, Vec<JobId>) {
+    let known: Vec<Option<T>> = {
+        let cache = cache.lock().ok();
+        jobs.iter()
+            .map(|job| cache.as_ref().and_then(|c| c.get(job).cloned()))
+            .collect()
+    };
+    let unknown = jobs
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| k.is_none())
+        .map(|(job, _)| job.clone())
+        .collect();
+    (known, unknown)
 }
 
 /// A member's job spec as submitted: labelled with its group and index,

@@ -35,12 +35,19 @@ impl GroupController {
                 .map_err(|e| GroupError::BadSpec(format!("trial {index}: {e}")))?;
             trials.insert(*index, trial);
         }
+        let started: Vec<JobId> = trials
+            .keys()
+            .filter_map(|index| record.members.get(index).cloned())
+            .collect();
+        let mut followed = self.follow_trials(&spec, &started).await?.into_iter();
         let mut progress = BTreeMap::new();
         for (index, trial) in trials.iter_mut() {
-            let Some(job_id) = record.members.get(index) else {
+            if !record.members.contains_key(index) {
+                continue;
+            }
+            let Some((job, points)) = followed.next() else {
                 continue;
             };
-            let (job, points) = self.follow_trial(&spec, job_id).await?;
             let before = trial.clone();
             refresh(trial, job.as_ref(), &points);
             if *trial != before {
@@ -139,42 +146,52 @@ impl GroupController {
         Ok(())
     }
 
-    /// The trial's job and its `(step, objective)` points of the current
-    /// attempt; read once for a job that ended (its log was read to the end
-    /// before it ended, so its points are complete).
-    async fn follow_trial(&self, spec: &SweepSpec, job_id: &JobId) -> Result<Followed, GroupError> {
-        let cached = self
-            .finished_trials
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(job_id).cloned());
-        if let Some(followed) = cached {
-            return Ok(followed);
-        }
-        let Some(job) = self.queue.get(job_id).await? else {
-            return Ok((None, Vec::new()));
-        };
-        let metrics = self.queue.job_metrics(job_id).await?;
-        let points = metrics
-            .series
-            .get(&spec.objective.metric)
-            .map(|series| {
-                series
-                    .iter()
-                    .filter(|p| p.attempt == job.attempt)
-                    .enumerate()
-                    .map(|(i, p)| (p.step.unwrap_or(i as u64 + 1), p.value))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ended = job.state.is_terminal();
-        let followed = (Some(job), points);
-        if ended {
-            if let Ok(mut cache) = self.finished_trials.lock() {
-                cache.insert(job_id.clone(), followed.clone());
+    /// Each trial job's job and its `(step, objective)` points of the
+    /// current attempt, in order. A job that ended is read once (its log was
+    /// read to the end before it ended, so its points are complete); the
+    /// others are read together: the jobs in one round trip, the objective's
+    /// series in another.
+    async fn follow_trials(
+        &self,
+        spec: &SweepSpec,
+        jobs: &[JobId],
+    ) -> Result<Vec<Followed>, GroupError> {
+        let (known, unknown) = super::from_cache(&self.finished_trials, jobs);
+        let read = self.queue.get_many(&unknown).await?;
+        let series = self
+            .queue
+            .metric_series_of(&unknown, &spec.objective.metric)
+            .await?;
+        let mut fresh = unknown.iter().zip(read.into_iter().zip(series));
+        let mut out = Vec::with_capacity(jobs.len());
+        for known in known {
+            if let Some(followed) = known {
+                out.push(followed);
+                continue;
             }
+            let Some((id, (job, series))) = fresh.next() else {
+                break; // one per unknown job: cannot happen
+            };
+            let Some(job) = job else {
+                out.push((None, Vec::new()));
+                continue;
+            };
+            let points = series
+                .iter()
+                .filter(|p| p.attempt == job.attempt)
+                .enumerate()
+                .map(|(i, p)| (p.step.unwrap_or(i as u64 + 1), p.value))
+                .collect();
+            let ended = job.state.is_terminal();
+            let followed = (Some(job), points);
+            if ended {
+                if let Ok(mut cache) = self.finished_trials.lock() {
+                    cache.insert(id.clone(), followed.clone());
+                }
+            }
+            out.push(followed);
         }
-        Ok(followed)
+        Ok(out)
     }
 
     /// The next trial: a new parameter set from the algorithm (its first
@@ -317,4 +334,96 @@ fn summary(spec: &SweepSpec, trials: &BTreeMap<usize, Trial>) -> String {
         count(TrialState::Failed),
         count(TrialState::Cancelled),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use raybroker_core::{JobSpec, JobState, MetricPoint, TenantId};
+    use raybroker_queue::testing::{now_ms, queue};
+
+    use super::*;
+    use crate::loops::groups::GroupSettings;
+
+    #[tokio::test]
+    async fn trials_are_followed_together_with_their_objective_and_ended_ones_once() {
+        let queue = queue("sweep-follow");
+        let tenant = TenantId::new("robotics").unwrap();
+        let now = now_ms();
+        let job = || JobSpec::from_yaml("entrypoint: python train.py\n").unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(
+                queue
+                    .submit(&tenant, job(), now)
+                    .await
+                    .unwrap()
+                    .job()
+                    .id
+                    .clone(),
+            );
+        }
+        let point = |name: &str, value: f64, step: u64| MetricPoint {
+            name: name.into(),
+            value,
+            step: Some(step),
+            at_ms: now + step,
+            attempt: 0,
+        };
+        // Trial 0 reports the objective and another metric; trial 2 ends.
+        queue
+            .record_metrics(&ids[0], &[point("reward", 1.0, 1), point("loss", 9.0, 1)])
+            .await
+            .unwrap();
+        queue
+            .record_metrics(&ids[0], &[point("reward", 2.5, 2)])
+            .await
+            .unwrap();
+        queue
+            .record_metrics(&ids[2], &[point("reward", 7.0, 5)])
+            .await
+            .unwrap();
+        queue.cancel(&ids[2], "stopped", now).await.unwrap();
+        let gone = JobId::generate(now);
+        let spec: SweepSpec = serde_json::from_value(serde_json::json!({
+            "template": {"entrypoint": "python train.py --lr {{lr}}", "resources": {"cpus": 1}},
+            "search_space": {"lr": {"loguniform": [0.0001, 0.1]}},
+            "algorithm": "random",
+            "num_trials": 4,
+            "objective": {"metric": "reward", "mode": "max"},
+        }))
+        .unwrap();
+        let controller = GroupController::new(queue.clone(), GroupSettings::default());
+        let trials = [ids[0].clone(), ids[1].clone(), gone, ids[2].clone()];
+        let followed = controller.follow_trials(&spec, &trials).await.unwrap();
+        let summary: Vec<_> = followed
+            .iter()
+            .map(|(job, points)| (job.as_ref().map(|j| j.state), points.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(JobState::Queued), vec![(1, 1.0), (2, 2.5)]),
+                (Some(JobState::Queued), vec![]),
+                (None, vec![]),
+                (Some(JobState::Cancelled), vec![(5, 7.0)]),
+            ]
+        );
+        // The ended trial is kept: later points (none can come) are not read.
+        queue
+            .record_metrics(&ids[2], &[point("reward", 8.0, 6)])
+            .await
+            .unwrap();
+        queue
+            .record_metrics(&ids[1], &[point("reward", 0.5, 1)])
+            .await
+            .unwrap();
+        let again = controller.follow_trials(&spec, &trials).await.unwrap();
+        assert_eq!(again[3].1, vec![(5, 7.0)]);
+        assert_eq!(again[1].1, vec![(1, 0.5)], "a running trial is read again");
+        assert!(controller
+            .follow_trials(&spec, &[])
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }
