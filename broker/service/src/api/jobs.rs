@@ -348,6 +348,18 @@ fn name_field(mut err: FieldError) -> FieldError {
     err
 }
 
+/// A listing's `limit` parameter: a number from 1 to `max`, else a 400
+/// naming it.
+pub(super) fn page_limit(value: &str, max: usize) -> Result<usize, ApiError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_parameter("limit", format!("must be a number from 1 to {max}"))
+        })
+}
+
 /// A parsed listing query.
 #[derive(Debug)]
 struct ListQuery {
@@ -396,18 +408,7 @@ impl ListQuery {
                         .map_err(|e| ApiError::bad_parameter("tenant", e.to_string()))?;
                     tenant = Some(id);
                 }
-                "limit" => {
-                    query.limit = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=MAX_PAGE).contains(n))
-                        .ok_or_else(|| {
-                            ApiError::bad_parameter(
-                                "limit",
-                                format!("must be a number from 1 to {MAX_PAGE}"),
-                            )
-                        })?;
-                }
+                "limit" => query.limit = page_limit(value, MAX_PAGE)?,
                 "cursor" => query.cursor = Some(value.clone()),
                 other => {
                     return Err(ApiError::bad_parameter(

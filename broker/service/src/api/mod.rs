@@ -29,6 +29,7 @@ use crate::raystore::RayStore;
 mod cluster_objects;
 mod error;
 mod events;
+mod grouping;
 mod groups;
 mod hub;
 mod jobs;

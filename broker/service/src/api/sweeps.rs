@@ -19,7 +19,7 @@ use raybroker_tuning::{best, leaderboard, plot_svg, to_csv, Mode, TrialRow};
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
-use super::groups::{
+use super::grouping::{
     check_members, create_record, created, document_error, list_page, read_document, record_at,
     request_cancel,
 };
